@@ -1,0 +1,3 @@
+from declarative.cli import main
+
+main()

@@ -1,0 +1,218 @@
+"""The `dtrain` command: run, validate, summary, test, schema, layers.
+
+Exit codes: 0 ok, 1 a problem in a spec, its data or a checkpoint (one located line each,
+never a traceback), 2 a command line that cannot be understood.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from declarative.errors import SpecError, UsageError
+
+app = typer.Typer(
+    name="dtrain",
+    help="Declarative training for PyTorch: one YAML spec describes the whole experiment.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+OVERRIDES_HELP = "Overrides as key.path=value, e.g. trainer.max_epochs=3 data.batch_size=128."
+
+
+def _fail(exc: SpecError) -> typer.Exit:
+    for problem in exc.problems:
+        err.print(str(problem), markup=False)
+    return typer.Exit(1)
+
+
+def _usage(exc: UsageError) -> typer.Exit:
+    err.print(f"usage error: {exc}", markup=False)
+    return typer.Exit(2)
+
+
+def _load(spec_file: Path, overrides: list[str] | None, *, semantic: bool = True):
+    from declarative.spec.validate import load_spec
+
+    try:
+        return load_spec(spec_file, overrides or [], semantic=semantic)
+    except SpecError as exc:
+        raise _fail(exc) from None
+    except UsageError as exc:
+        raise _usage(exc) from None
+
+
+@app.command()
+def run(
+    spec_file: Path = typer.Argument(..., help="The spec to run.", metavar="SPEC"),
+    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="[KEY=VALUE]..."),
+    print_spec: bool = typer.Option(False, "--print-spec", help="Print the resolved spec and exit without training."),
+) -> None:
+    """Train, validate and test: logs and checkpoints go to runs/<name>/version_<N>/."""
+    spec = _load(spec_file, overrides)
+    if print_spec:
+        import yaml
+
+        out.print(yaml.safe_dump(spec.to_dict(), sort_keys=False), end="", markup=False)
+        return
+    from declarative.run import fit_spec
+
+    try:
+        fit_spec(spec, console=out)
+    except SpecError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: the run folder keeps the checkpoints saved so far")
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def validate(
+    spec_files: List[Path] = typer.Argument(..., help="Spec files to check.", metavar="SPEC..."),
+    schema_only: bool = typer.Option(False, "--schema-only", help="Only the schema stage (no torch import)."),
+) -> None:
+    """Check specs: schema, names, values and shapes. Quiet when all are valid; exit 1 otherwise."""
+    from declarative.spec.document import load_file
+    from declarative.spec.validate import schema_problems, semantic_problems
+
+    failed = False
+    checked = []
+    for path in spec_files:  # the schema stage first, for every file: it needs no torch
+        try:
+            doc = load_file(path)
+            problems = schema_problems(doc)
+        except SpecError as exc:
+            problems = exc.problems
+        if problems:
+            failed = True
+            _report(problems)
+        else:
+            checked.append(doc)
+    if not schema_only:
+        from declarative.spec.config import spec_from_document
+
+        for doc in checked:
+            problems = semantic_problems(spec_from_document(doc))
+            if problems:
+                failed = True
+                _report(problems)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _report(problems) -> None:
+    for problem in problems:
+        err.print(str(problem), markup=False)
+
+
+@app.command()
+def summary(
+    spec_file: Path = typer.Argument(..., help="The spec whose model to show.", metavar="SPEC"),
+    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="[KEY=VALUE]..."),
+) -> None:
+    """Each layer with its output shape and parameter count, computed on the meta device."""
+    from declarative.model.builder import plan_model, shape_text
+
+    spec = _load(spec_file, overrides, semantic=False)
+    try:
+        plan = plan_model(spec)
+    except SpecError as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"{spec.name}", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("layer")
+    table.add_column("output shape")
+    table.add_column("params", justify="right")
+    table.add_row("", "input", shape_text(plan.input_shape), "")
+    for i, node in enumerate(plan.nodes):
+        inferred = ", ".join(f"{k}={v}" for k, v in node.inferred.items())
+        label = node.component.name + (f" ({inferred})" if inferred else "")
+        table.add_row(str(i), label, shape_text(node.output_shape), f"{node.parameters:,}")
+    out.print(table)
+    size_mb = plan.parameters * 4 / 1e6
+    out.print(f"Total params: {plan.parameters:,}")
+    out.print(f"Trainable params: {plan.trainable:,}")
+    out.print(f"Non-trainable params: {plan.parameters - plan.trainable:,}")
+    out.print(f"Params size (float32): {size_mb:.2f} MB")
+
+
+@app.command()
+def test(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by `dtrain run`."),
+) -> None:
+    """Test a checkpoint alone: its embedded spec rebuilds model and data; prints the test metrics."""
+    from declarative.run import test_checkpoint
+
+    try:
+        test_checkpoint(checkpoint, console=out)
+    except SpecError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def schema(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Print the spec's JSON Schema (2020-12), generated from the registries."""
+    from declarative.spec.schema import schema_text
+
+    text = schema_text()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+KINDS = ["layer", "loss", "optimizer", "scheduler", "source", "transform", "callback", "logger", "metric"]
+
+
+@app.command()
+def layers(
+    pattern: str = typer.Argument("*", help="A name or wildcard pattern, e.g. 'Conv*'."),
+    kind: str = typer.Option("layer", "--kind", "-k", help="One of: " + ", ".join(KINDS) + "."),
+) -> None:
+    """List what a spec can name: layers (default), losses, optimizers, schedulers, ..."""
+    if kind not in KINDS:
+        from declarative.errors import did_you_mean
+
+        hint = did_you_mean(kind, KINDS)
+        err.print(f"usage error: unknown --kind '{kind}'" + (f" — {hint}" if hint else "")
+                  + f" (one of: {', '.join(KINDS)})")
+        raise typer.Exit(2)
+    from declarative.spec.schema import registries
+
+    registry = registries()[kind]
+    entries = [e for e in registry.entries() if fnmatch.fnmatchcase(e.name.lower(), pattern.lower())]
+    table = Table(show_header=True, box=None, pad_edge=False)
+    table.add_column(kind)
+    table.add_column("arguments (required in bold; inferred in italics)")
+    table.add_column("what it is")
+    for entry in entries:
+        args = []
+        for name, param in entry.params.items():
+            if name in entry.inferred:
+                args.append(f"[italic]{name}[/italic]")
+            elif param.required:
+                args.append(f"[bold]{name}[/bold]")
+            else:
+                args.append(name)
+        table.add_row(entry.name, ", ".join(args), entry.doc)
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Models from specs: the layer registry, shape inference and the model module."""

@@ -1,0 +1,75 @@
+"""The layer registry: torch.nn's layers, described from their own signatures."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from declarative.registry import Registry, signature_params, Entry, first_line
+
+LAYERS = Registry("layer", list_command="dtrain layers")
+
+# Arguments that dtrain fills in from the shape of the layer's input, by the dimension they read.
+# `channel` is dim 1 of (N, C, ...); `last` is the feature dim of (N, ..., H).
+INFERRED_FROM = {
+    "in_features": "last",
+    "input_size": "last",
+    "embed_dim": "last",
+    "d_model": "last",
+    "normalized_shape": "last",
+    "in_channels": "channel",
+    "num_features": "channel",
+    "num_channels": "channel",
+}
+
+_POSITIVE = {"minimum": 1}
+_PROBABILITY = {"minimum": 0, "maximum": 1}
+CONSTRAINTS = {
+    **{name: _POSITIVE for name in (
+        "in_features", "out_features", "in_channels", "out_channels", "num_features", "num_channels",
+        "input_size", "hidden_size", "num_layers", "embed_dim", "num_heads", "d_model", "nhead",
+        "dim_feedforward", "num_embeddings", "embedding_dim", "num_groups", "kernel_size", "stride",
+        "groups", "dilation", "normalized_shape",
+    )},
+    "p": _PROBABILITY,
+    "dropout": _PROBABILITY,
+    "eps": {"exclusiveMinimum": 0},
+}
+
+# Not layers a spec lists: containers, lazy modules (dtrain infers shapes itself), base classes.
+_EXCLUDED = {
+    "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Container",
+    "RNNBase", "RNNCellBase", "CrossMapLRN2d", "NLLLoss2d",
+}
+
+
+def _is_layer(name: str, obj: object) -> bool:
+    return (
+        isinstance(obj, type)
+        and issubclass(obj, nn.Module)
+        and not name.startswith(("_", "Lazy"))
+        and not name.endswith("Loss")
+        and name not in _EXCLUDED
+    )
+
+
+def _register_recurrent(cls: type[nn.Module]) -> None:
+    """RNN, LSTM and GRU take *args; their arguments are RNNBase's, less `mode`."""
+    params = signature_params(nn.RNNBase.__init__, skip={"mode"}, constraints=CONSTRAINTS)
+    if cls is nn.RNN:
+        from declarative.registry import Param
+
+        params["nonlinearity"] = Param("nonlinearity", {"enum": ["tanh", "relu"], "default": "tanh"}, False)
+    LAYERS.add(Entry(cls.__name__, cls, params, first_line(cls.__doc__), frozenset({"input_size"})))
+
+
+for _name in sorted(dir(nn)):
+    _cls = getattr(nn, _name)
+    if not _is_layer(_name, _cls):
+        continue
+    if _cls in (nn.RNN, nn.LSTM, nn.GRU):
+        _register_recurrent(_cls)
+        continue
+    try:
+        LAYERS.add_class(_cls, inferred=INFERRED_FROM, constraints=CONSTRAINTS)
+    except (TypeError, ValueError):  # a signature inspect cannot read: not offered
+        continue

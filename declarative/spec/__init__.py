@@ -1,0 +1,1 @@
+"""The spec pipeline's first stages: load with positions, override, validate, type."""

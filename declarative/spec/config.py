@@ -1,0 +1,250 @@
+"""The spec as typed objects.
+
+Right after validation the raw tree becomes these dataclasses; later stages never touch raw
+dicts. Each named component keeps the path it was written at, so a stage that finds a problem
+(a missing data file, a shape that does not fit) reports it at the spec's own line.
+`Spec.to_dict()` gives the resolved spec that a run records and a checkpoint embeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from declarative.errors import Location, Problem, SpecError
+from declarative.registry import parse_item
+from declarative.spec.document import Document, PathKey
+
+# Keyword arguments of data sources that name files or folders; a relative one is relative to
+# the spec file's folder, so that a spec runs the same from any working directory.
+PATH_ARGUMENTS = ("path", "root")
+
+
+@dataclass
+class Component:
+    """A registry entry as the spec names it: `{Name: {kwargs}}` written at `path`."""
+
+    name: str
+    kwargs: dict[str, Any]
+    path: PathKey
+
+    @classmethod
+    def parse(cls, item: str | dict, path: PathKey) -> "Component":
+        name, kwargs = parse_item(item)
+        return cls(name, kwargs, tuple(path))
+
+    def to_yaml(self) -> str | dict:
+        return {self.name: dict(self.kwargs)} if self.kwargs else self.name
+
+
+@dataclass
+class Split:
+    """Where a validation or test split comes from: a seeded fraction of the training split,
+    a split the source itself has (`split: test`), or a source of its own."""
+
+    fraction: float | None = None
+    split: str | None = None
+    source: Component | None = None
+    path: PathKey = ()
+
+    def to_yaml(self) -> dict:
+        if self.fraction is not None:
+            return {"fraction": self.fraction}
+        if self.split is not None:
+            return {"split": self.split}
+        return {"source": self.source.to_yaml()}
+
+
+@dataclass
+class DataConfig:
+    source: Component
+    val: Split | None = None
+    test: Split | None = None
+    transforms: list[Component] = field(default_factory=list)
+    batch_size: int = 32
+    path: PathKey = ("data",)
+
+
+@dataclass
+class ModelConfig:
+    input: list[int]
+    layers: list[Component]
+
+
+@dataclass
+class SchedulerConfig:
+    """An LR scheduler and when it steps, as Lightning's lr_scheduler config says it."""
+
+    scheduler: Component
+    interval: Literal["epoch", "step"] = "epoch"
+    frequency: int = 1
+    monitor: str = "val/loss"  # read by ReduceLROnPlateau
+
+    def to_yaml(self) -> dict:
+        out = {self.scheduler.name: dict(self.scheduler.kwargs) or None}
+        out.update(interval=self.interval, frequency=self.frequency)
+        if self.scheduler.name == "ReduceLROnPlateau":
+            out["monitor"] = self.monitor
+        return out
+
+
+def _setting(default: Any, doc: str, **bounds: Any) -> Any:
+    return field(default=default, metadata={"doc": doc, **bounds})
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer arguments, with Lightning's names, meanings and defaults."""
+
+    max_epochs: Union[int, None] = _setting(None, "Stop after this many epochs (1000 if neither limit is set).", minimum=1)
+    max_steps: Union[int, None] = _setting(None, "Stop after this many optimizer steps.", minimum=1)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = _setting("auto", "Hardware to train on; auto picks a GPU when there is one.")
+    devices: Literal["auto", 1] = _setting("auto", "How many devices: one per run for now (multi-device DDP is planned).")
+    precision: Literal["32-true", "32", "64-true", "64", "16-mixed", "bf16-mixed"] = _setting(
+        "32-true", "Numeric precision: 32-true, 64-true, or autocast mixed precision (16-mixed, bf16-mixed).")
+    num_sanity_val_steps: int = _setting(2, "Validation batches run before training, to fail fast.", minimum=0)
+    check_val_every_n_epoch: int = _setting(1, "Validate every N epochs.", minimum=1)
+    log_every_n_steps: int = _setting(50, "Log training scalars every N optimizer steps.", minimum=1)
+    limit_train_batches: Union[int, float] = _setting(1.0, "Batches per training epoch: a count, or a fraction (float).", minimum=0)
+    limit_val_batches: Union[int, float] = _setting(1.0, "Batches per validation run: a count, or a fraction (float).", minimum=0)
+    limit_test_batches: Union[int, float] = _setting(1.0, "Batches of the test run: a count, or a fraction (float).", minimum=0)
+    accumulate_grad_batches: int = _setting(1, "Accumulate gradients over N batches per optimizer step.", minimum=1)
+    gradient_clip_val: Union[float, None] = _setting(None, "Clip gradients at this value (none: no clipping).", minimum=0)
+    gradient_clip_algorithm: Literal["norm", "value"] = _setting("norm", "Clip by total norm or by value.")
+    deterministic: bool = _setting(False, "Use deterministic algorithms (torch.use_deterministic_algorithms).")
+    enable_progress_bar: bool = _setting(True, "Show a progress bar.")
+    enable_checkpointing: bool = _setting(True, "Save last.ckpt each epoch even when no ModelCheckpoint is listed.")
+    default_root_dir: str = _setting("runs", "Runs go to <default_root_dir>/<name>/version_<N>/ (relative to the working directory).")
+
+    @property
+    def epochs_limit(self) -> int | None:
+        if self.max_epochs is None and self.max_steps is None:
+            return 1000  # Lightning's default
+        return self.max_epochs
+
+
+@dataclass
+class Spec:
+    name: str
+    seed: int
+    data: DataConfig
+    model: ModelConfig
+    loss: Component
+    optimizer: Component
+    trainer: TrainerConfig
+    metrics: list[str] = field(default_factory=list)
+    scheduler: SchedulerConfig | None = None
+    callbacks: list[Component] = field(default_factory=list)
+    logger: list[str] = field(default_factory=list)
+    document: Document | None = field(default=None, repr=False, compare=False)
+
+    def problem(self, path: PathKey, message: str, *, key: bool = False) -> Problem:
+        """A problem found by a later stage, located at the spec line it came from."""
+        if self.document is None:
+            return Problem(Location(self.name), message)
+        return self.document.problem(path, message, key=key)
+
+    def error(self, path: PathKey, message: str, *, key: bool = False) -> SpecError:
+        return SpecError(self.problem(path, message, key=key))
+
+    def to_dict(self) -> dict:
+        """The resolved spec: what was written, plus defaults, the seed and absolute data paths."""
+        data: dict[str, Any] = {"source": self.data.source.to_yaml()}
+        if self.data.val:
+            data["val"] = self.data.val.to_yaml()
+        if self.data.test:
+            data["test"] = self.data.test.to_yaml()
+        if self.data.transforms:
+            data["transforms"] = [t.to_yaml() for t in self.data.transforms]
+        data["batch_size"] = self.data.batch_size
+        out: dict[str, Any] = {
+            "name": self.name,
+            "seed": self.seed,
+            "data": data,
+            "model": {"input": list(self.model.input), "layers": [c.to_yaml() for c in self.model.layers]},
+            "loss": self.loss.to_yaml(),
+            "metrics": list(self.metrics),
+            "optimizer": self.optimizer.to_yaml(),
+        }
+        if self.scheduler:
+            out["scheduler"] = self.scheduler.to_yaml()
+        out["trainer"] = dataclasses.asdict(self.trainer)
+        out["callbacks"] = [c.to_yaml() for c in self.callbacks]
+        out["logger"] = list(self.logger) if self.logger else False
+        return out
+
+
+DEFAULT_LOGGERS = ["TensorBoardLogger", "CSVLogger"]
+
+
+def _absolute_paths(source: Component, base: Path) -> Component:
+    kwargs = dict(source.kwargs)
+    for key in PATH_ARGUMENTS:
+        if isinstance(kwargs.get(key), str):
+            path = Path(kwargs[key]).expanduser()
+            kwargs[key] = str(path if path.is_absolute() else (base / path).resolve())
+    return Component(source.name, kwargs, source.path)
+
+
+def _split(raw: dict | None, path: PathKey, base: Path) -> Split | None:
+    if raw is None:
+        return None
+    source = raw.get("source")
+    return Split(
+        fraction=raw.get("fraction"),
+        split=raw.get("split"),
+        source=_absolute_paths(Component.parse(source, path + ("source",)), base) if source is not None else None,
+        path=path,
+    )
+
+
+def spec_from_document(doc: Document) -> Spec:
+    """Typed spec from a document that has passed the schema stage."""
+    raw = doc.data
+    base = doc.directory
+    d = raw["data"]
+    data = DataConfig(
+        source=_absolute_paths(Component.parse(d["source"], ("data", "source")), base),
+        val=_split(d.get("val"), ("data", "val"), base),
+        test=_split(d.get("test"), ("data", "test"), base),
+        transforms=[Component.parse(t, ("data", "transforms", i)) for i, t in enumerate(d.get("transforms") or [])],
+        batch_size=d.get("batch_size", 32),
+    )
+    m = raw["model"]
+    model = ModelConfig(
+        input=list(m["input"]),
+        layers=[Component.parse(layer, ("model", "layers", i)) for i, layer in enumerate(m["layers"])],
+    )
+    scheduler = None
+    if raw.get("scheduler"):
+        s = dict(raw["scheduler"])
+        settings = {k: s.pop(k) for k in ("interval", "frequency", "monitor") if k in s}
+        (name, kwargs), = s.items()
+        scheduler = SchedulerConfig(Component(name, dict(kwargs or {}), ("scheduler", name)), **settings)
+    logger = raw.get("logger", True)
+    if logger is True:
+        logger = list(DEFAULT_LOGGERS)
+    elif logger is False or logger is None:
+        logger = []
+    elif isinstance(logger, str):
+        logger = [logger]
+    seed = raw.get("seed")
+    if seed is None:  # an unseeded run still records the seed it drew, so it can be repeated
+        seed = random.SystemRandom().randrange(2**31)
+    return Spec(
+        name=raw.get("name") or Path(doc.file).stem,
+        seed=seed,
+        data=data,
+        model=model,
+        loss=Component.parse(raw["loss"], ("loss",)),
+        optimizer=Component.parse(raw["optimizer"], ("optimizer",)),
+        trainer=TrainerConfig(**(raw.get("trainer") or {})),
+        metrics=list(raw.get("metrics") or []),
+        scheduler=scheduler,
+        callbacks=[Component.parse(c, ("callbacks", i)) for i, c in enumerate(raw.get("callbacks") or [])],
+        logger=list(logger),
+        document=doc,
+    )

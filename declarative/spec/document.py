@@ -1,0 +1,128 @@
+"""YAML → plain data, keeping the source position of every key and value.
+
+Later stages report problems against a path such as ``("model", "layers", 3, "Linear")``;
+the document turns that path back into ``file:line:col``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from declarative.errors import Location, Problem, SpecError
+
+PathKey = tuple  # a path into the document: str keys and int indices
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """SafeLoader (no Python objects, no code) that reads `1e-3` as a float, as YAML 1.2 does.
+
+    PyYAML follows YAML 1.1, where a float needs a dot, so `lr: 1e-3` would be the string '1e-3'.
+    """
+
+
+_SpecLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+_PLAIN_COLLECTIONS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
+@dataclass
+class Document:
+    """A loaded spec: its data, and where each part of it was written."""
+
+    file: str
+    data: Any
+    positions: dict[PathKey, Location] = field(default_factory=dict)
+    key_positions: dict[PathKey, Location] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Path:
+        """Relative paths in a spec are relative to the spec file's folder."""
+        return Path(self.file).resolve().parent
+
+    def locate(self, path: PathKey, *, key: bool = False) -> Location:
+        """The position of the value at `path` (or of its key), else of its nearest parent."""
+        path = tuple(path)
+        if key and path in self.key_positions:
+            return self.key_positions[path]
+        while path:
+            if path in self.positions:
+                return self.positions[path]
+            path = path[:-1]
+        return self.positions.get((), Location(self.file, 1, 1))
+
+    def problem(self, path: PathKey, message: str, *, key: bool = False) -> Problem:
+        return Problem(self.locate(path, key=key), message)
+
+    def error(self, path: PathKey, message: str, *, key: bool = False) -> SpecError:
+        return SpecError(self.problem(path, message, key=key))
+
+
+def _location(file: str, mark: yaml.Mark) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+def load_text(text: str, file: str) -> Document:
+    """Parse YAML text into a Document; a syntax error becomes a located SpecError."""
+    doc = Document(file=file, data=None)
+    loader = _SpecLoader(text)
+    try:
+        node = loader.get_single_node()
+
+        def walk(node: yaml.Node, path: PathKey) -> Any:
+            doc.positions[path] = _location(file, node.start_mark)
+            if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTIONS:
+                raise SpecError(Problem(_location(file, node.start_mark),
+                                        f"YAML tag {node.tag} is not allowed: a spec holds plain data only"))
+            if isinstance(node, yaml.MappingNode):
+                loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
+                out: dict[str, Any] = {}
+                for key_node, value_node in node.value:
+                    key = loader.construct_object(key_node, deep=True)
+                    if not isinstance(key, str):
+                        raise SpecError(Problem(_location(file, key_node.start_mark),
+                                                f"keys must be strings, got {key!r}"))
+                    if key in out:
+                        raise SpecError(Problem(_location(file, key_node.start_mark),
+                                                f"duplicate key '{key}': each key may appear once in a mapping"))
+                    doc.key_positions[path + (key,)] = _location(file, key_node.start_mark)
+                    out[key] = walk(value_node, path + (key,))
+                return out
+            if isinstance(node, yaml.SequenceNode):
+                return [walk(item, path + (i,)) for i, item in enumerate(node.value)]
+            return loader.construct_object(node, deep=True)
+
+        doc.data = walk(node, ()) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = _location(file, mark) if mark else Location(file)
+        what = " ".join(filter(None, [exc.context, exc.problem]))
+        raise SpecError(Problem(where, f"YAML syntax error: {what}")) from None
+    except yaml.YAMLError as exc:  # e.g. an unsupported tag
+        raise SpecError(Problem(Location(file), f"YAML error: {exc}")) from None
+    finally:
+        loader.dispose()
+    return doc
+
+
+def load_file(path: str | Path) -> Document:
+    path = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(Problem(Location(path), "no such file")) from None
+    except IsADirectoryError:
+        raise SpecError(Problem(Location(path), "is a folder, not a spec file")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(Problem(Location(path), f"cannot read the spec: {exc}")) from None
+    return load_text(text, path)

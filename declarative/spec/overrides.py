@@ -1,0 +1,69 @@
+"""Command-line overrides: `trainer.max_epochs=3 data.batch_size=128`.
+
+Each value is parsed as YAML, so `[1, 2]`, `true` and `1e-3` mean what they would in the file.
+The override's own text becomes the location of everything it sets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from declarative.errors import Location, UsageError
+from declarative.spec.document import Document, _SpecLoader
+
+import yaml
+
+
+def _parse_path(dotted: str) -> tuple:
+    parts = dotted.split(".")
+    if not all(parts):
+        raise UsageError(f"override '{dotted}': empty key in the path")
+    return tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts)
+
+
+def apply_override(doc: Document, text: str) -> None:
+    """Set one `key.path=value` in the document, creating missing mappings on the way."""
+    dotted, sep, raw = text.partition("=")
+    if not sep or not dotted.strip():
+        raise UsageError(f"override '{text}': expected key.path=value, e.g. trainer.max_epochs=3")
+    path = _parse_path(dotted.strip())
+    try:
+        value = yaml.load(raw, Loader=_SpecLoader) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"override '{text}': the value is not valid YAML ({exc.__class__.__name__})") from None
+
+    if not isinstance(doc.data, dict):
+        doc.data = {}
+    node: Any = doc.data
+    for i, part in enumerate(path[:-1]):
+        here = path[: i + 1]
+        if isinstance(node, list):
+            if not isinstance(part, int) or not -len(node) <= part < len(node):
+                raise UsageError(f"override '{text}': '{'.'.join(map(str, here))}' is not an index of the list there "
+                                 f"(it has {len(node)} items)")
+            node = node[part]
+        elif isinstance(node, dict):
+            if not isinstance(node.get(part), (dict, list)):
+                node[part] = {}
+            node = node[part]
+        else:
+            raise UsageError(f"override '{text}': '{'.'.join(map(str, here[:-1]))}' is a value, not a mapping")
+    last = path[-1]
+    if isinstance(node, list):
+        if not isinstance(last, int) or not -len(node) <= last < len(node):
+            raise UsageError(f"override '{text}': index {last} is out of range (the list has {len(node)} items)")
+        node[last] = value
+    else:
+        node[last] = value
+
+    where = Location(doc.file, override=text)
+    for known in [p for p in doc.positions if p[: len(path)] == path]:
+        del doc.positions[known]
+    doc.positions[path] = where
+    doc.key_positions[path] = where
+
+
+def apply_overrides(doc: Document, overrides: list[str]) -> Document:
+    for text in overrides:
+        apply_override(doc, text)
+    return doc

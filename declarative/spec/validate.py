@@ -1,0 +1,137 @@
+"""Spec validation: the schema stage (no torch), then the semantic stage (meta-device build).
+
+Both stages collect every problem they can find and raise one SpecError listing them, each
+located at the spec line (or command-line override) that caused it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+from declarative.errors import Location, Problem, SpecError
+from declarative.spec.document import Document, load_file
+from declarative.spec.overrides import apply_overrides
+
+REPO_SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "spec.schema.json"
+
+
+@functools.cache
+def committed_schema() -> dict:
+    """The committed schema: inside the installed wheel, or schemas/ of a source checkout."""
+    packaged = resources.files("declarative") / "spec.schema.json"
+    if packaged.is_file():
+        return json.loads(packaged.read_text(encoding="utf-8"))
+    if REPO_SCHEMA.is_file():
+        return json.loads(REPO_SCHEMA.read_text(encoding="utf-8"))
+    from declarative.spec.schema import spec_schema  # a checkout without the file: generate it
+
+    return spec_schema()
+
+
+def schema_problems(doc: Document, schema: dict | None = None) -> list[Problem]:
+    from jsonschema import Draft202012Validator
+
+    from declarative.spec.messages import problems_from_error
+
+    schema = schema or committed_schema()
+    if not isinstance(doc.data, dict):
+        return [doc.problem((), "a spec is a mapping of sections (data, model, loss, optimizer, ...)")]
+    problems: list[Problem] = []
+    for error in Draft202012Validator(schema).iter_errors(doc.data):
+        problems.extend(problems_from_error(error, doc, schema))
+    problems.extend(_scheduler_problems(doc))
+    return _ordered(problems)
+
+
+def _scheduler_problems(doc: Document) -> list[Problem]:
+    """A scheduler section names exactly one scheduler besides its interval/frequency/monitor."""
+    section = doc.data.get("scheduler")
+    if not isinstance(section, dict):
+        return []
+    names = [k for k in section if k not in ("interval", "frequency", "monitor")]
+    if len(names) == 1:
+        return []
+    if not names:
+        return [doc.problem(("scheduler",), "scheduler names no LR scheduler, e.g. {StepLR: {step_size: 1}}")]
+    return [doc.problem(("scheduler",), f"scheduler names {len(names)} LR schedulers ({', '.join(names)}); "
+                                        "name one")]
+
+
+def _ordered(problems: Iterable[Problem]) -> list[Problem]:
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.location.line or 0, p.location.col or 0))
+
+
+def _monitor_problems(spec) -> list[Problem]:
+    """Every monitored metric must be one the run logs: catch `val/acc` before training, not after."""
+    logged = {"train/loss"}
+    stages = ["train"]
+    if spec.data.val is not None:
+        stages.append("val")
+    for stage in stages:
+        logged.add(f"{stage}/loss")
+        logged.update(f"{stage}/{_metric_name(m)}" for m in spec.metrics)
+    monitored = [(c.path + (c.name, "monitor"), c.kwargs["monitor"]) for c in spec.callbacks
+                 if isinstance(c.kwargs.get("monitor"), str)]
+    if spec.scheduler and spec.scheduler.scheduler.name == "ReduceLROnPlateau":
+        monitored.append((("scheduler", "monitor"), spec.scheduler.monitor))
+    problems = []
+    for path, name in monitored:
+        if name in logged:
+            continue
+        from declarative.errors import did_you_mean
+
+        if name.startswith("val/") and spec.data.val is None:
+            message = f"monitor '{name}' needs a validation split: add data.val, e.g. val: {{fraction: 0.1}}"
+        else:
+            hint = did_you_mean(name, sorted(logged))
+            message = f"monitor '{name}' is not a metric this run logs" + (f" — {hint}" if hint else "") \
+                + f" (logged: {', '.join(sorted(logged))})"
+        problems.append(spec.problem(path, message))
+    return problems
+
+
+def _metric_name(item: Any) -> str:
+    return item if isinstance(item, str) else next(iter(item))
+
+
+def semantic_problems(spec) -> list[Problem]:
+    from declarative.model.builder import plan_model
+
+    problems = _monitor_problems(spec)
+    try:
+        plan_model(spec)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+    return _ordered(problems)
+
+
+def validate_document(doc: Document, *, semantic: bool = True):
+    """A Document → a typed, checked Spec; raises SpecError with every problem found."""
+    from declarative.spec.config import spec_from_document
+
+    problems = schema_problems(doc)
+    if problems:
+        raise SpecError(problems)
+    spec = spec_from_document(doc)
+    if semantic:
+        problems = semantic_problems(spec)
+        if problems:
+            raise SpecError(problems)
+    return spec
+
+
+def load_spec(path: str | Path, overrides: Iterable[str] = (), *, semantic: bool = True):
+    """Load, override and validate a spec file: the first three stages of the pipeline."""
+    doc = apply_overrides(load_file(path), list(overrides))
+    return validate_document(doc, semantic=semantic)
+
+
+def spec_from_data(data: dict, origin: str, *, semantic: bool = True):
+    """A spec embedded elsewhere (a checkpoint, a run's spec.yaml already parsed) → a checked Spec."""
+    doc = Document(file=origin, data=data, positions={(): Location(origin)})
+    return validate_document(doc, semantic=semantic)

@@ -1,0 +1,1 @@
+"""The engineering side: trainer loop, precision, devices, checkpoints, metrics."""
