@@ -69,7 +69,7 @@ def test_layers_returning_tuples_are_a_located_error(tmp_path):
     text = MLP_SPEC.replace("    - Linear: {{out_features: 10}}\n", "    - LSTM: {{hidden_size: 4}}\n")
     from declarative.errors import SpecError
 
-    with pytest.raises(SpecError, match=r"spec.yaml:14:7: layer 3 \(LSTM\) returns a tuple"):
+    with pytest.raises(SpecError, match=r"spec.yaml:15:7: layer 3 \(LSTM\) returns a tuple"):
         load_spec(write_spec(tmp_path, text))
 
 

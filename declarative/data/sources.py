@@ -1,0 +1,273 @@
+"""Data sources: where a spec's samples come from, loaded whole into tensors.
+
+A source names its splits (`split_names`) and loads one at a time as a `TensorSplit`
+(inputs and targets, one row per sample). That is the whole interface, so a new kind of source
+(CSV, ImageFolder, any torchvision data set) is one more class here and nothing else changes.
+
+Problems a user can cause (a missing file, a file without the named arrays) raise
+`SourceError`, which names the keyword argument at fault; `SourceError.at` turns it into a
+located spec error at that argument's line.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from torchvision import datasets
+
+from declarative.errors import SpecError
+from declarative.registry import Registry
+
+__all__ = ["SOURCES", "Source", "SourceError", "TensorSplit", "ArrayFile",
+           "MNIST", "FashionMNIST", "KMNIST", "QMNIST", "EMNIST"]
+
+SOURCES = Registry("data source", list_command="dtrain layers --kind source")
+
+
+class SourceError(Exception):
+    """A data problem a user can fix, at one keyword argument of the source (or the source itself)."""
+
+    def __init__(self, message: str, argument: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.argument = argument
+
+    def at(self, spec, component) -> SpecError:
+        """The located error: at `component`'s `argument` line when the spec wrote it there."""
+        path = component.path + (component.name, self.argument) if self.argument else component.path
+        return spec.error(path, self.message)
+
+
+@dataclass(frozen=True)
+class TensorSplit:
+    """One split in memory: `inputs` (N, *sample) and `targets` (N, *target); row i is sample i."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def subset(self, index: torch.Tensor) -> "TensorSplit":
+        """The samples at `index` (a 1-D index tensor), in that order."""
+        return TensorSplit(self.inputs[index], self.targets[index])
+
+    def to(self, device: torch.device | str) -> "TensorSplit":
+        return TensorSplit(self.inputs.to(device), self.targets.to(device))
+
+
+class Source:
+    """Base class of data sources: named splits, each loaded whole as a `TensorSplit`."""
+
+    split_names: tuple[str, ...] = ("train",)
+
+    def load(self, split: str) -> TensorSplit:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- array files
+
+class ArrayFile(Source):
+    """Inputs and targets arrays from a .npz file (numpy.savez) or a .pt dict of tensors: split train.
+
+    Args:
+        path: The file, relative to the spec's folder. ``.npz`` is read with
+            ``numpy.load(allow_pickle=False)``, ``.pt`` with ``torch.load(weights_only=True)``:
+            neither runs code from the file.
+        inputs: Name of the inputs array, shape (N, *sample). Default: ``inputs``.
+        targets: Name of the targets array, shape (N,) for class indices. Default: ``targets``.
+    """
+
+    def __init__(self, path: str, inputs: str = "inputs", targets: str = "targets"):
+        self.path = path
+        self.inputs = inputs
+        self.targets = targets
+
+    def load(self, split: str) -> TensorSplit:
+        file = Path(self.path)
+        if not file.exists():
+            raise SourceError(f"no such file: {file}", "path")
+        if not file.is_file():
+            raise SourceError(f"{file} is a folder; ArrayFile reads one .npz or .pt file", "path")
+        suffix = file.suffix.lower()
+        wanted = (self.inputs, self.targets)
+        if suffix == ".npz":
+            names, arrays = _read_npz(file, wanted)
+        elif suffix in (".pt", ".pth"):
+            names, arrays = _read_pt(file)
+        else:
+            raise SourceError(f"{file.name}: ArrayFile reads .npz (numpy.savez) or .pt (torch.save of a dict "
+                              f"of tensors) files, not '{suffix or 'no suffix'}'", "path")
+        for argument, name in zip(("inputs", "targets"), wanted):
+            if name not in arrays:
+                has = ", ".join(f"'{n}'" for n in names) or "none"
+                raise SourceError(f"{file.name} has no array '{name}' (its arrays: {has}); "
+                                  f"set `{argument}:` to the name of the {argument} array", argument)
+        return TensorSplit(arrays[self.inputs], arrays[self.targets])
+
+
+def _read_npz(file: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str, torch.Tensor]]:
+    """The names of a .npz's arrays, and the wanted ones as tensors (the others stay unread)."""
+    try:
+        loaded = np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # numpy says 'pickled data' for a non-.npz file
+        raise SourceError(f"{file.name} is not a .npz file written by numpy.savez ({exc})", "path") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise SourceError(f"{file.name} holds a single array (.npy format); ArrayFile needs a .npz "
+                          f"with an inputs and a targets array (numpy.savez(path, inputs=..., targets=...))",
+                          "path")
+    with loaded:
+        arrays: dict[str, torch.Tensor] = {}
+        for name in wanted:
+            if name not in loaded.files:
+                continue
+            try:
+                array = loaded[name]
+            except ValueError as exc:  # object arrays need pickle, which is never allowed
+                raise SourceError(f"{file.name}: array '{name}' holds Python objects ({exc}); "
+                                  f"store numeric arrays", "path") from None
+            arrays[name] = _tensor(array, file, name)
+        return list(loaded.files), arrays
+
+
+def _tensor(array: np.ndarray, file: Path, name: str) -> torch.Tensor:
+    if not array.dtype.isnative:  # torch holds native byte order only
+        array = array.astype(array.dtype.newbyteorder("="))
+    try:
+        return torch.from_numpy(np.ascontiguousarray(array))
+    except TypeError:
+        raise SourceError(f"{file.name}: array '{name}' has dtype {array.dtype}, which torch cannot hold; "
+                          f"store numbers", "path") from None
+
+
+def _read_pt(file: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
+    """The tensors of a .pt file saved as a dict of tensors, loaded without running pickled code."""
+    try:
+        loaded = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = " ".join(str(exc).split()[:40]) or type(exc).__name__
+        raise SourceError(f"{file.name} holds Python objects that a weights-only load refuses ({reason}); "
+                          f"save a dict of tensors: torch.save({{'inputs': x, 'targets': y}}, path)",
+                          "path") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise SourceError(f"{file.name} is not a file written by torch.save ({exc})", "path") from None
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise SourceError(f"{file.name} holds a {type(loaded).__name__}, not a dict of tensors; "
+                          f"save torch.save({{'inputs': x, 'targets': y}}, path)", "path")
+    arrays = {str(k): v for k, v in loaded.items()}
+    return list(arrays), arrays
+
+
+# --------------------------------------------------------------------------- MNIST family
+
+class _IdxDataset(Source):
+    """A torchvision MNIST-style data set, read from its IDX files; splits train and test.
+
+    torchvision's class parses the files; its `.data` (N, 28, 28) uint8 and `.targets` are taken
+    whole, so no per-sample PIL path runs.
+    """
+
+    split_names = ("train", "test")
+    dataset: ClassVar[type[datasets.MNIST]]
+
+    def __init__(self, root: str, download: bool = False):
+        self.root = root
+        self.download = download
+
+    @property
+    def raw_folder(self) -> Path:
+        return Path(self.root) / self.dataset.__name__ / "raw"
+
+    def raw_files(self) -> list[str]:
+        """The file names torchvision reads from `raw_folder`, for both splits."""
+        return [Path(name).stem for name, _ in self.dataset.resources]  # drop the .gz of the download
+
+    def dataset_kwargs(self) -> dict:
+        return {}
+
+    def load(self, split: str) -> TensorSplit:
+        name = self.dataset.__name__
+        missing = [f for f in self.raw_files() if not (self.raw_folder / f).is_file()]
+        if missing and not self.download:
+            raise SourceError(f"{name} files not found in {self.raw_folder} (missing: {', '.join(missing)}); "
+                              f"set `download: true` to download them, or put the files there", "root")
+        try:
+            data = self.dataset(self.root, train=split == "train", download=bool(missing), **self.dataset_kwargs())
+        except (AssertionError, TypeError, ValueError, RuntimeError, KeyError, IndexError, OSError, EOFError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            if missing:
+                raise SourceError(f"could not download {name} into {self.raw_folder}: {reason}; "
+                                  f"put the files ({', '.join(missing)}) there yourself", "download") from None
+            raise SourceError(f"the {name} files in {self.raw_folder} are not valid IDX files: {reason}",
+                              "root") from None
+        inputs = data.data.unsqueeze(1)  # (N, 1, 28, 28): the channel dim images have
+        return TensorSplit(inputs, self.class_targets(data.targets))
+
+    def class_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        return targets
+
+
+class MNIST(_IdxDataset):
+    """The MNIST handwritten digits (torchvision.datasets.MNIST): splits train and test."""
+
+    dataset = datasets.MNIST
+
+
+class FashionMNIST(_IdxDataset):
+    """Fashion-MNIST clothing images (torchvision.datasets.FashionMNIST): splits train and test."""
+
+    dataset = datasets.FashionMNIST
+
+
+class KMNIST(_IdxDataset):
+    """Kuzushiji-MNIST cursive Japanese characters (torchvision.datasets.KMNIST): splits train and test."""
+
+    dataset = datasets.KMNIST
+
+
+class QMNIST(_IdxDataset):
+    """QMNIST, MNIST with its 60k lost test digits restored (torchvision.datasets.QMNIST): splits train and test."""
+
+    dataset = datasets.QMNIST
+
+    def raw_files(self) -> list[str]:
+        urls = [url for part in ("train", "test") for url, _ in self.dataset.resources[part]]
+        return [Path(url).stem for url in urls]
+
+    def class_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        return targets[:, 0]  # QMNIST's targets are (N, 8) records; column 0 is the digit
+
+
+EMNISTSplit = Literal["byclass", "bymerge", "balanced", "letters", "digits", "mnist"]
+
+
+class EMNIST(_IdxDataset):
+    """Extended MNIST letters and digits (torchvision.datasets.EMNIST): splits train and test.
+
+    Args:
+        root: Folder that holds ``EMNIST/raw/``.
+        split: Which EMNIST set: byclass, bymerge, balanced, letters, digits or mnist.
+        download: Download the files when they are missing.
+    """
+
+    dataset = datasets.EMNIST
+
+    def __init__(self, root: str, split: EMNISTSplit, download: bool = False):
+        super().__init__(root, download)
+        self.split = split
+
+    def raw_files(self) -> list[str]:
+        return [f"emnist-{self.split}-{part}-{kind}" for part in ("train", "test")
+                for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+
+    def dataset_kwargs(self) -> dict:
+        return {"split": self.split}
+
+
+for _source in (ArrayFile, MNIST, FashionMNIST, KMNIST, QMNIST, EMNIST):
+    SOURCES.add_class(_source)
