@@ -51,6 +51,9 @@ class UsageError(Exception):
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """A short hint naming the closest known names, or '' when nothing is close."""
     choices = list(choices)
+    same = [c for c in choices if c.lower() == name.lower()]
+    if same:  # only the case differs: that is the one
+        return f"did you mean '{same[0]}'?"
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
     close += [c for c in choices if c.lower().startswith(name.lower()) and c not in close][: 3 - len(close)]
     if not close:

@@ -107,7 +107,7 @@ def signature_params(
     constraints: dict[str, dict] | None = None,
 ) -> dict[str, Param] | None:
     """Params from a signature; None when a required argument cannot be written in YAML."""
-    skip = set(skip) | {"self", "device", "dtype"} if fn.__name__ == "__init__" else set(skip) | {"self"}
+    skip = set(skip) | {"self"}
     try:
         hints = typing.get_type_hints(fn)
     except Exception:  # unresolvable forward references: fall back to raw annotations

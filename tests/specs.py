@@ -31,9 +31,14 @@ trainer: {{max_epochs: 2, enable_progress_bar: false}}
 """
 
 
-def write_spec(folder: Path, text: str = MLP_SPEC, name: str = "spec.yaml", data: Path | str = DIGITS) -> Path:
+def mlp_text(data: Path | str = DIGITS) -> str:
+    """The small MLP spec on a data file (the bundled digits by default)."""
+    return MLP_SPEC.format(data=data)
+
+
+def write_spec(folder: Path, text: str | None = None, name: str = "spec.yaml") -> Path:
     path = Path(folder) / name
-    path.write_text(text.format(data=data))
+    path.write_text(mlp_text() if text is None else text)
     return path
 
 

@@ -13,7 +13,7 @@ import torch.nn as nn
 from declarative.model.builder import build_model, plan_model
 from declarative.model.layers import LAYERS
 from declarative.spec.validate import load_spec
-from specs import MLP_SPEC, write_spec
+from specs import mlp_text, write_spec
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
@@ -48,16 +48,16 @@ def test_built_model_matches_hand_written_sequential(tmp_path):
 
 
 def test_inferred_arguments_for_channels_features_and_sequences(tmp_path):
-    text = MLP_SPEC.replace("""    - Flatten
-    - Linear: {{out_features: 32}}
+    text = mlp_text().replace("""    - Flatten
+    - Linear: {out_features: 32}
     - ReLU
-""", """    - Conv2d: {{out_channels: 6, kernel_size: 3, padding: 1}}
+""", """    - Conv2d: {out_channels: 6, kernel_size: 3, padding: 1}
     - BatchNorm2d
-    - GroupNorm: {{num_groups: 3}}
-    - Flatten: {{start_dim: 2}}
+    - GroupNorm: {num_groups: 3}
+    - Flatten: {start_dim: 2}
     - LayerNorm
-    - Linear: {{out_features: 12}}
-""").replace("    - Linear: {{out_features: 10}}\n", "")
+    - Linear: {out_features: 12}
+""").replace("    - Linear: {out_features: 10}\n", "")
     plan = plan_model(load_spec(write_spec(tmp_path, text), semantic=False))
     assert [n.inferred for n in plan.nodes[:5]] == [
         {"in_channels": 1}, {"num_features": 6}, {"num_channels": 6}, {}, {"normalized_shape": 64}]
@@ -66,7 +66,7 @@ def test_inferred_arguments_for_channels_features_and_sequences(tmp_path):
 
 
 def test_layers_returning_tuples_are_a_located_error(tmp_path):
-    text = MLP_SPEC.replace("    - Linear: {{out_features: 10}}\n", "    - LSTM: {{hidden_size: 4}}\n")
+    text = mlp_text().replace("    - Linear: {out_features: 10}\n", "    - LSTM: {hidden_size: 4}\n")
     from declarative.errors import SpecError
 
     with pytest.raises(SpecError, match=r"spec.yaml:15:7: layer 3 \(LSTM\) returns a tuple"):
@@ -75,8 +75,8 @@ def test_layers_returning_tuples_are_a_located_error(tmp_path):
 
 def test_planning_a_large_model_allocates_nothing(tmp_path):
     """A 400M-parameter model plans on the meta device: no memory, the count is still exact."""
-    text = MLP_SPEC.replace("Linear: {{out_features: 32}}", "Linear: {{out_features: 20000}}").replace(
-        "    - ReLU\n", "    - ReLU\n    - Linear: {{out_features: 20000}}\n")
+    text = mlp_text().replace("Linear: {out_features: 32}", "Linear: {out_features: 20000}").replace(
+        "    - ReLU\n", "    - ReLU\n    - Linear: {out_features: 20000}\n")
     plan = plan_model(load_spec(write_spec(tmp_path, text), semantic=False))
     assert plan.parameters == (64 * 20000 + 20000) + (20000 * 20000 + 20000) + (20000 * 10 + 10)
 

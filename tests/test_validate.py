@@ -7,31 +7,31 @@ import sys
 
 import pytest
 
-from specs import MLP_SPEC, write_spec
+from specs import mlp_text, write_spec
 
 # (what the user did wrong, the line of the spec to replace, its replacement, expected file:line:col, message part)
 MISTAKES = [
-    ("misspelt layer", "    - ReLU\n", "    - Relu\n", ":13:7:", "unknown layer 'Relu' — did you mean 'ReLU'"),
-    ("misspelt argument", "    - Linear: {out_features: 32}\n", "    - Linear: {out_featurs: 32}\n", ":12:17:",
-     "Linear has no argument 'out_featurs' — did you mean 'out_features'?"),
-    ("value of the wrong type", "    - Linear: {out_features: 32}\n", "    - Linear: {out_features: many}\n", ":12:31:",
+    ("misspelt layer", "    - ReLU\n", "    - Relu\n", ":14:7:", "unknown layer 'Relu' — did you mean 'ReLU'"),
+    ("misspelt argument", "    - Linear: {out_features: 32}\n", "    - Linear: {out_featurs: 32}\n", ":13:16:",
+     "Linear has no argument 'out_featurs' — did you mean 'out_features'"),
+    ("value of the wrong type", "    - Linear: {out_features: 32}\n", "    - Linear: {out_features: many}\n", ":13:30:",
      "out_features must be an integer >= 1, got 'many'"),
-    ("negative learning rate", "optimizer: {Adam: {lr: 1.0e-2}}\n", "optimizer: {Adam: {lr: -0.1}}\n", ":17:24:",
+    ("negative learning rate", "optimizer: {Adam: {lr: 1.0e-2}}\n", "optimizer: {Adam: {lr: -0.1}}\n", ":18:24:",
      "lr must be >= 0, got -0.1"),
-    ("YAML syntax error", "metrics: [accuracy]\n", "metrics: [accuracy\n", ":17:", "YAML syntax error"),
-    ("unknown top-level key", "metrics: [accuracy]\n", "metrics: [accuracy]\nepochs: 3\n", ":17:1:",
+    ("YAML syntax error", "metrics: [accuracy]\n", "metrics: [accuracy\n", ":18:", "YAML syntax error"),
+    ("unknown top-level key", "metrics: [accuracy]\n", "metrics: [accuracy]\nepochs: 3\n", ":18:1:",
      "unknown key 'epochs' in the spec"),
     ("explicit in_features that disagrees", "    - Linear: {out_features: 10}\n",
-     "    - Linear: {in_features: 64, out_features: 10}\n", ":14:30:",
+     "    - Linear: {in_features: 64, out_features: 10}\n", ":15:29:",
      "in_features=64 disagrees with the input of layer 3 (Linear), shape [N, 32], which gives in_features=32"),
-    ("unknown optimizer", "optimizer: {Adam: {lr: 1.0e-2}}\n", "optimizer: {Adamw: {lr: 1.0e-2}}\n", ":17:13:",
+    ("unknown optimizer", "optimizer: {Adam: {lr: 1.0e-2}}\n", "optimizer: {Adamw: {lr: 1.0e-2}}\n", ":18:13:",
      "unknown optimizer 'Adamw' — did you mean 'AdamW'"),
-    ("bad choice", "trainer: {max_epochs: 2, enable_progress_bar: false}\n", "trainer: {precision: bf16}\n", ":18:22:",
+    ("bad choice", "trainer: {max_epochs: 2, enable_progress_bar: false}\n", "trainer: {precision: bf16}\n", ":19:22:",
      "precision must be one of '32-true'"),
     ("layer that cannot take its input", "    - Flatten\n", "    - Conv2d: {out_channels: 4, kernel_size: 9}\n",
-     ":11:7:", "layer 0 (Conv2d) cannot take its input of shape [N, 1, 8, 8]"),
+     ":12:7:", "layer 0 (Conv2d) cannot take its input of shape [N, 1, 8, 8]"),
     ("monitor that is never logged", "trainer: {max_epochs: 2, enable_progress_bar: false}\n",
-     "trainer: {max_epochs: 2}\ncallbacks: [{EarlyStopping: {monitor: val/acc}}]\n", ":19:",
+     "trainer: {max_epochs: 2}\ncallbacks: [{EarlyStopping: {monitor: val/acc}}]\n", ":20:39:",
      "monitor 'val/acc' is not a metric this run logs"),
 ]
 
@@ -51,8 +51,8 @@ def test_every_mistake_is_one_located_line_and_exit_1(tmp_path):
     """All mistakes in one call, as pre-commit runs it: one line each, no traceback."""
     files = []
     for i, (_, old, new, _, _) in enumerate(MISTAKES):
-        assert old in MLP_SPEC
-        files.append(write_spec(tmp_path, MLP_SPEC.replace(old, new), name=f"bad{i}.yaml"))
+        assert old in mlp_text()
+        files.append(write_spec(tmp_path, mlp_text().replace(old, new), name=f"bad{i}.yaml"))
     files.append(write_spec(tmp_path, name="good.yaml"))
     result = dtrain("validate", *map(str, files))
     assert result.returncode == 1
@@ -91,6 +91,6 @@ def test_required_sections(tmp_path, section):
     from declarative.spec.document import load_text
     from declarative.spec.validate import schema_problems
 
-    doc = load_text(MLP_SPEC.format(data="d.npz"), "s.yaml")
+    doc = load_text(mlp_text("d.npz"), "s.yaml")
     del doc.data[section]
     assert [str(p) for p in schema_problems(doc)] == [f"s.yaml:1:1: the spec needs the key '{section}'"]

@@ -12,6 +12,7 @@ located spec error at that argument's line.
 from __future__ import annotations
 
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -43,7 +44,7 @@ class SourceError(Exception):
         return spec.error(path, self.message)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors have no single truth value to compare
 class TensorSplit:
     """One split in memory: `inputs` (N, *sample) and `targets` (N, *target); row i is sample i."""
 
@@ -113,14 +114,17 @@ class ArrayFile(Source):
 
 def _read_npz(file: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str, torch.Tensor]]:
     """The names of a .npz's arrays, and the wanted ones as tensors (the others stay unread)."""
+    with open(file, "rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":
+        raise SourceError(f"{file.name} holds a single array (.npy format); ArrayFile needs a .npz with an "
+                          f"inputs and a targets array: numpy.savez(path, inputs=..., targets=...)", "path")
+    if not magic.startswith(b"PK"):  # numpy would try pickle here, and suggest allowing it
+        raise SourceError(f"{file.name} is not a .npz file (a zip archive written by numpy.savez)", "path")
     try:
         loaded = np.load(file, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:  # numpy says 'pickled data' for a non-.npz file
-        raise SourceError(f"{file.name} is not a .npz file written by numpy.savez ({exc})", "path") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise SourceError(f"{file.name} holds a single array (.npy format); ArrayFile needs a .npz "
-                          f"with an inputs and a targets array (numpy.savez(path, inputs=..., targets=...))",
-                          "path")
+    except (ValueError, OSError, EOFError) as exc:  # e.g. a truncated archive
+        raise SourceError(f"{file.name} is not a readable .npz file ({exc})", "path") from None
     with loaded:
         arrays: dict[str, torch.Tensor] = {}
         for name in wanted:
@@ -150,7 +154,11 @@ def _read_pt(file: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
     try:
         loaded = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = " ".join(str(exc).split()[:40]) or type(exc).__name__
+        # torch's message advises weights_only=False, which dtrain never does; keep only the reason.
+        found = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\.?\s*Please use|\n\n|$)", str(exc), re.S)
+        reason = " ".join((found.group(1) if found else str(exc)).split())
+        if "GLOBAL" not in reason:
+            raise SourceError(f"{file.name} is not a file written by torch.save ({reason})", "path") from None
         raise SourceError(f"{file.name} holds Python objects that a weights-only load refuses ({reason}); "
                           f"save a dict of tensors: torch.save({{'inputs': x, 'targets': y}}, path)",
                           "path") from None

@@ -21,6 +21,9 @@ INFERRED_FROM = {
     "num_channels": "channel",
 }
 
+# Where parameters live and in which dtype is the trainer's choice (accelerator, precision).
+PLACEMENT = {"device", "dtype"}
+
 _POSITIVE = {"minimum": 1}
 _PROBABILITY = {"minimum": 0, "maximum": 1}
 CONSTRAINTS = {
@@ -54,7 +57,7 @@ def _is_layer(name: str, obj: object) -> bool:
 
 def _register_recurrent(cls: type[nn.Module]) -> None:
     """RNN, LSTM and GRU take *args; their arguments are RNNBase's, less `mode`."""
-    params = signature_params(nn.RNNBase.__init__, skip={"mode"}, constraints=CONSTRAINTS)
+    params = signature_params(nn.RNNBase.__init__, skip={"mode", *PLACEMENT}, constraints=CONSTRAINTS)
     if cls is nn.RNN:
         from declarative.registry import Param
 
@@ -70,6 +73,6 @@ for _name in sorted(dir(nn)):
         _register_recurrent(_cls)
         continue
     try:
-        LAYERS.add_class(_cls, inferred=INFERRED_FROM, constraints=CONSTRAINTS)
+        LAYERS.add_class(_cls, skip=PLACEMENT, inferred=INFERRED_FROM, constraints=CONSTRAINTS)
     except (TypeError, ValueError):  # a signature inspect cannot read: not offered
         continue

@@ -223,7 +223,7 @@ def spec_from_document(doc: Document) -> Spec:
         s = dict(raw["scheduler"])
         settings = {k: s.pop(k) for k in ("interval", "frequency", "monitor") if k in s}
         (name, kwargs), = s.items()
-        scheduler = SchedulerConfig(Component(name, dict(kwargs or {}), ("scheduler", name)), **settings)
+        scheduler = SchedulerConfig(Component(name, dict(kwargs or {}), ("scheduler",)), **settings)
     logger = raw.get("logger", True)
     if logger is True:
         logger = list(DEFAULT_LOGGERS)

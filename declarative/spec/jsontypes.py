@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import numbers
 import types
 import typing
 from typing import Any
@@ -39,6 +40,10 @@ def annotation_schema(tp: Any) -> dict | None:
         return {"type": "number"}
     if tp is str:
         return {"type": "string"}
+    if tp in (numbers.Number, numbers.Real):
+        return {"type": "number"}
+    if tp in (collections.abc.Sequence, list, tuple):
+        return {"type": "array"}
     if is_dtype(tp):
         return {"enum": list(_DTYPES)}
     if is_tensor(tp):  # given as a (nested) list of numbers, e.g. class weights

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
@@ -124,6 +125,11 @@ def problems_from_error(error: ValidationError, doc: Document, root: dict) -> li
 
     if kind == "required":
         missing = [k for k in error.validator_value if k not in instance]
+        # A misspelt key is reported as unknown, with the fix; don't report it missing as well.
+        unknown = [k for k in instance if k not in schema.get("properties", {})]
+        missing = [k for k in missing if not difflib.get_close_matches(k, unknown, n=1, cutoff=0.6)]
+        if not missing:
+            return []
         if "x-entry" in schema:
             message = f"{schema['x-entry']} needs " + ", ".join(missing)
         else:

@@ -32,17 +32,22 @@ def committed_schema() -> dict:
     return spec_schema()
 
 
-def schema_problems(doc: Document, schema: dict | None = None) -> list[Problem]:
+@functools.cache
+def _validator():
     from jsonschema import Draft202012Validator
 
+    return Draft202012Validator(committed_schema())
+
+
+def schema_problems(doc: Document) -> list[Problem]:
     from declarative.spec.messages import problems_from_error
 
-    schema = schema or committed_schema()
     if not isinstance(doc.data, dict):
         return [doc.problem((), "a spec is a mapping of sections (data, model, loss, optimizer, ...)")]
+    validator = _validator()
     problems: list[Problem] = []
-    for error in Draft202012Validator(schema).iter_errors(doc.data):
-        problems.extend(problems_from_error(error, doc, schema))
+    for error in validator.iter_errors(doc.data):
+        problems.extend(problems_from_error(error, doc, validator.schema))
     problems.extend(_scheduler_problems(doc))
     return _ordered(problems)
 

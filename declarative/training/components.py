@@ -18,7 +18,7 @@ for _name in sorted(dir(nn)):
     _cls = getattr(nn, _name)
     if isinstance(_cls, type) and issubclass(_cls, nn.Module) and _name.endswith("Loss") and _name != "AdaptiveLogSoftmaxWithLoss":
         # size_average / reduce are deprecated spellings of `reduction`.
-        LOSSES.add_class(_cls, skip={"size_average", "reduce"},
+        LOSSES.add_class(_cls, skip={"size_average", "reduce", "device", "dtype"},
                          constraints={"label_smoothing": {"minimum": 0, "maximum": 1}})
 
 _OPTIMIZER_BOUNDS = {

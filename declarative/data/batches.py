@@ -1,0 +1,107 @@
+"""Batches: the in-memory fast path, batched by index slicing.
+
+A data set that fits in memory is held as two tensors on the training device. A batch is a
+slice of them (or, when shuffling, an index_select with a slice of a permutation), so there
+is no per-sample `__getitem__`, no collate and no host sync per step.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+
+__all__ = ["Batches"]
+
+# Odd 64-bit constant that spreads (seed, epoch) pairs over generator seeds.
+_EPOCH_MIX = 0x9E3779B97F4A7C15
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffling seed of one epoch: a different order each epoch, the same on every run."""
+    return (seed * _EPOCH_MIX + epoch) % 2**63
+
+
+class Batches:
+    """Batches of (inputs, targets) held as tensors, sliced in order or in a seeded shuffled order.
+
+    Args:
+        inputs: (N, *sample) tensor, on the device the batches are for.
+        targets: (N, *target) tensor, on the same device.
+        batch_size: Samples per batch; the last batch holds the rest (no drop_last).
+        transform: Applied to each inputs batch, e.g. the spec's transforms; None: none.
+        shuffle: Draw a new order each epoch (training); False keeps the data's order.
+        seed: With the epoch (`set_epoch`), seeds the order, so a run repeats exactly.
+
+    Shape:
+        Each step yields ``x`` (B, *sample) after the transform and ``y`` (B, *target), B <= batch_size.
+        Without a transform and without shuffling, ``x`` is a view of `inputs`: do not modify it in place.
+
+    Examples::
+
+        >>> batches = Batches(torch.zeros(10, 1, 8, 8), torch.arange(10), batch_size=4, shuffle=True)
+        >>> batches.set_epoch(1)
+        >>> [len(y) for _, y in batches]
+        [4, 4, 2]
+    """
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int,
+        *,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, but got batch_size={batch_size}")
+        if len(inputs) != len(targets):
+            raise ValueError(f"inputs and targets must have the same length, but got {len(inputs)} and {len(targets)}")
+        self.inputs = inputs
+        self.targets = targets
+        self.batch_size = batch_size
+        self.transform = transform
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def device(self) -> torch.device:
+        return self.inputs.device
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose order the next iteration uses (as DistributedSampler does)."""
+        self.epoch = epoch
+
+    def order(self) -> torch.Tensor:
+        """This epoch's sample order, on the data's device.
+
+        Drawn on the CPU, so the order is the same whichever device holds the data.
+        """
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        return torch.randperm(self.num_samples, generator=generator).to(self.device, non_blocking=True)
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.batch_size)  # ceil: the last, short batch counts
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.order() if self.shuffle else None
+        for start in range(0, self.num_samples, self.batch_size):
+            if order is None:
+                x = self.inputs[start:start + self.batch_size]
+                y = self.targets[start:start + self.batch_size]
+            else:
+                index = order[start:start + self.batch_size]
+                x = self.inputs.index_select(0, index)
+                y = self.targets.index_select(0, index)
+            yield (self.transform(x) if self.transform is not None else x), y
+
+    def __repr__(self) -> str:
+        return (f"Batches(num_samples={self.num_samples}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, device={self.device})")
