@@ -1,0 +1,94 @@
+"""EarlyStopping: stop training when a monitored metric has stopped improving."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from declarative.callbacks.base import Callback, require_metric
+
+__all__ = ["EarlyStopping"]
+
+
+class EarlyStopping(Callback):
+    """Stop training when a monitored metric has stopped improving, as Lightning's EarlyStopping.
+
+    Checked after each validation run (after each training epoch when there is no validation).
+
+    Args:
+        monitor: the metric to watch, e.g. ``val/loss``.
+        mode: ``min`` stops when it stops decreasing, ``max`` when it stops increasing. Default: min
+        patience: checks with no improvement after which training stops. Default: 3
+        min_delta: a change smaller than this is no improvement. Default: 0.0
+        check_finite: stop at once when the metric becomes NaN or infinite. Default: True
+    """
+
+    def __init__(self, monitor: str, mode: Literal["min", "max"] = "min", patience: int = 3,
+                 min_delta: float = 0.0, check_finite: bool = True):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be one of {{'min', 'max'}}, but got mode={mode!r}")
+        if patience < 0:
+            raise ValueError(f"patience must be 0 or more, but got patience={patience}")
+        self.monitor = monitor
+        self.mode = mode
+        self.patience = patience
+        self.min_delta = abs(min_delta)
+        self.check_finite = check_finite
+        self.wait_count = 0
+        self.stopped_epoch = 0
+        self.best_score = math.inf if mode == "min" else -math.inf
+        self.stopping_reason: str | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(monitor=self.monitor, mode=self.mode)
+
+    def setup(self, trainer: Any, model: Any, stage: str) -> None:
+        if stage == "fit":
+            require_metric(trainer, self.monitor, self.spec_path + ("monitor",), "EarlyStopping monitor")
+
+    def on_validation_end(self, trainer: Any, model: Any) -> None:
+        if not trainer.sanity_checking:
+            self._check(trainer)
+
+    def on_train_epoch_end(self, trainer: Any, model: Any) -> None:
+        if not trainer.has_validation:
+            self._check(trainer)
+
+    def _check(self, trainer: Any) -> None:
+        current = trainer.callback_metrics[self.monitor]
+        should_stop, reason = self._evaluate(current)
+        if should_stop:
+            trainer.should_stop = True
+            self.stopped_epoch = trainer.current_epoch
+            self.stopping_reason = reason
+            trainer.print(reason)
+
+    def _improved(self, current: float) -> bool:
+        if self.mode == "min":
+            return current < self.best_score - self.min_delta
+        return current > self.best_score + self.min_delta
+
+    def _evaluate(self, current: float) -> tuple[bool, str | None]:
+        if self.check_finite and not math.isfinite(current):
+            return True, (f"Monitored metric {self.monitor} = {current} is not finite. "
+                          f"Previous best value was {self.best_score:.3f}. Signaling Trainer to stop.")
+        if self._improved(current):
+            self.best_score = current
+            self.wait_count = 0
+            return False, None
+        self.wait_count += 1
+        if self.wait_count >= self.patience:
+            return True, (f"Monitored metric {self.monitor} did not improve in the last {self.wait_count} records. "
+                          f"Best score: {self.best_score:.3f}. Signaling Trainer to stop.")
+        return False, None
+
+    def state_dict(self) -> dict:
+        return {"wait_count": self.wait_count, "stopped_epoch": self.stopped_epoch,
+                "best_score": self.best_score, "patience": self.patience}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.wait_count = state_dict["wait_count"]
+        self.stopped_epoch = state_dict["stopped_epoch"]
+        self.best_score = state_dict["best_score"]
+        self.patience = state_dict["patience"]

@@ -1,0 +1,173 @@
+"""ModelCheckpoint: keep the top-k checkpoints by a monitored metric, and/or the latest as last.ckpt."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from typing import Any, Literal
+
+from declarative.callbacks.base import Callback, require_metric
+
+__all__ = ["ModelCheckpoint"]
+
+_FIELD = re.compile(r"\{([^{}:]+)(?::([^{}]*))?\}")  # `{name}` or `{name:format}` in a filename template
+
+
+class ModelCheckpoint(Callback):
+    """Save checkpoints during training, with Lightning's arguments and meaning.
+
+    Saves after each validation run (after each training epoch when there is no validation).
+
+    Args:
+        dirpath: folder for the checkpoints. Default: ``<run dir>/checkpoints``
+        filename: a template such as ``"{epoch}-{val/loss:.2f}"``; each field becomes ``name=value``
+            (a ``/`` in a metric name becomes ``_``). Default: ``"{epoch}-{step}"``, i.e. ``epoch=0-step=100``
+        monitor: the metric that ranks checkpoints; without one the latest checkpoint counts as best.
+        mode: ``min`` or ``max``: whether a lower or a higher monitored value is better. Default: min
+        save_top_k: how many of the best checkpoints to keep; -1 keeps all, 0 none. Default: 1
+        save_last: also save ``last.ckpt`` each time. Default: None (no)
+        every_n_epochs: save every this many epochs; 0 never. Default: 1
+    """
+
+    CHECKPOINT_NAME_LAST = "last"
+    FILE_EXTENSION = ".ckpt"
+
+    def __init__(self, dirpath: str | None = None, filename: str | None = None, monitor: str | None = None,
+                 mode: Literal["min", "max"] = "min", save_top_k: int = 1, save_last: bool | None = None,
+                 every_n_epochs: int = 1):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be one of {{'min', 'max'}}, but got mode={mode!r}")
+        if save_top_k < -1:
+            raise ValueError(f"save_top_k must be -1 (all), 0 or more, but got save_top_k={save_top_k}")
+        if monitor is None and save_top_k not in (-1, 0, 1):
+            raise ValueError(f"save_top_k={save_top_k} needs a monitor to rank checkpoints by — set monitor "
+                             "(e.g. val/loss), or save_top_k to -1 (all), 0 or 1 (the latest)")
+        if every_n_epochs < 0:
+            raise ValueError(f"every_n_epochs must be 0 or more, but got every_n_epochs={every_n_epochs}")
+        self.dirpath = dirpath
+        self.filename = filename
+        self.monitor = monitor
+        self.mode = mode
+        self.save_top_k = save_top_k
+        self.save_last = save_last
+        self.every_n_epochs = every_n_epochs
+        self.best_k_models: dict[str, float] = {}
+        self.kth_best_model_path = ""
+        self.best_model_path = ""
+        self.best_model_score: float | None = None
+        self.last_model_path = ""
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(monitor=self.monitor, mode=self.mode, every_n_epochs=self.every_n_epochs)
+
+    def setup(self, trainer: Any, model: Any, stage: str) -> None:
+        if stage != "fit":
+            return
+        if self.dirpath is None:
+            self.dirpath = str(trainer.checkpoint_dir)
+        if self.monitor is not None:
+            require_metric(trainer, self.monitor, self.spec_path + ("monitor",), "ModelCheckpoint monitor")
+        for name, _ in _FIELD.findall(self.filename or ""):
+            if name not in ("epoch", "step"):
+                require_metric(trainer, name, self.spec_path + ("filename",), "ModelCheckpoint filename field")
+
+    def on_validation_end(self, trainer: Any, model: Any) -> None:
+        if not trainer.sanity_checking:
+            self._save_if_due(trainer)
+
+    def on_train_epoch_end(self, trainer: Any, model: Any) -> None:
+        if not trainer.has_validation:
+            self._save_if_due(trainer)
+
+    def _save_if_due(self, trainer: Any) -> None:
+        if self.every_n_epochs < 1 or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        candidates = {**trainer.callback_metrics, "epoch": trainer.current_epoch, "step": trainer.global_step}
+        if self.save_top_k != 0:
+            if self.monitor is None:
+                self._save_latest(trainer, candidates)
+            else:
+                self._save_if_top_k(trainer, candidates)
+        if self.save_last:
+            self.last_model_path = os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
+            trainer.save_checkpoint(self.last_model_path)
+
+    def format_checkpoint_name(self, metrics: dict[str, Any], version: int | None = None) -> str:
+        """The path for these metrics: `{epoch}-{val/loss:.2f}` → `<dirpath>/epoch=3-val_loss=0.12.ckpt`."""
+
+        def fill(match: re.Match) -> str:
+            name, spec = match.group(1), match.group(2) or ""
+            return f"{name.replace('/', '_')}={format(metrics.get(name, 0), spec)}"
+
+        name = _FIELD.sub(fill, self.filename or "{epoch}-{step}")
+        if version is not None:
+            name += f"-v{version}"
+        return os.path.join(self.dirpath, name + self.FILE_EXTENSION)
+
+    def _free_path(self, metrics: dict[str, Any], replacing: str | None = None) -> str:
+        """A path that overwrites no kept checkpoint: `-v1`, `-v2`, ... when the name is taken."""
+        path, version = self.format_checkpoint_name(metrics), 1
+        while os.path.exists(path) and path != replacing:
+            path, version = self.format_checkpoint_name(metrics, version), version + 1
+        return path
+
+    def _save_latest(self, trainer: Any, metrics: dict[str, Any]) -> None:
+        """No monitor: the newest checkpoint is the best; save_top_k=1 keeps only it."""
+        previous = self.best_model_path
+        path = self._free_path(metrics, replacing=previous if self.save_top_k == 1 else None)
+        self.best_model_path = path
+        trainer.save_checkpoint(path)
+        if self.save_top_k == 1 and previous and previous != path:
+            _remove(previous)
+
+    def _save_if_top_k(self, trainer: Any, metrics: dict[str, Any]) -> None:
+        current = float(metrics[self.monitor])
+        if math.isnan(current):  # a NaN never ranks above a real value
+            current = math.inf if self.mode == "min" else -math.inf
+        if not self._ranks_in_top_k(current):
+            return
+        k = len(self.best_k_models) + 1 if self.save_top_k == -1 else self.save_top_k
+        dropped = None
+        if len(self.best_k_models) == k:
+            dropped = self.kth_best_model_path
+            del self.best_k_models[dropped]
+        path = self._free_path(metrics, replacing=dropped)
+        self.best_k_models[path] = current
+        worst, best = (max, min) if self.mode == "min" else (min, max)
+        if len(self.best_k_models) == k:
+            self.kth_best_model_path = worst(self.best_k_models, key=self.best_k_models.get)
+        self.best_model_path = best(self.best_k_models, key=self.best_k_models.get)
+        self.best_model_score = self.best_k_models[self.best_model_path]
+        trainer.save_checkpoint(path)
+        if dropped is not None and dropped != path:
+            _remove(dropped)
+
+    def _ranks_in_top_k(self, current: float) -> bool:
+        if self.save_top_k == -1 or len(self.best_k_models) < self.save_top_k:
+            return True
+        kth = self.best_k_models[self.kth_best_model_path]
+        return current < kth if self.mode == "min" else current > kth
+
+    def state_dict(self) -> dict:
+        return {
+            "monitor": self.monitor, "best_model_score": self.best_model_score,
+            "best_model_path": self.best_model_path, "kth_best_model_path": self.kth_best_model_path,
+            "best_k_models": dict(self.best_k_models), "last_model_path": self.last_model_path,
+            "dirpath": self.dirpath,
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best_model_score = state_dict["best_model_score"]
+        self.best_model_path = state_dict["best_model_path"]
+        self.kth_best_model_path = state_dict["kth_best_model_path"]
+        self.best_k_models = dict(state_dict["best_k_models"])
+        self.last_model_path = state_dict["last_model_path"]
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

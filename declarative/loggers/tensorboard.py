@@ -1,0 +1,39 @@
+"""TensorBoardLogger: event files in the run directory, written by TensorBoard's own writer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from declarative.loggers.base import Logger, flatten_params
+
+__all__ = ["TensorBoardLogger"]
+
+
+class TensorBoardLogger(Logger):
+    """Log scalars and hyperparameters as TensorBoard event files (``tensorboard --logdir runs``)."""
+
+    def __init__(self, save_dir: str):
+        from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when a run logs
+
+        self.save_dir = save_dir
+        self.experiment = SummaryWriter(log_dir=save_dir)
+
+    def log_hyperparams(self, params: dict[str, Any], metric_names: list[str]) -> None:
+        """The HParams dashboard's record of this run, in the scalars' own event file (as Lightning writes it).
+
+        `metric_names` tells the dashboard which scalar tags to show beside the settings.
+        """
+        from torch.utils.tensorboard.summary import hparams
+
+        experiment, session_start, session_end = hparams(flatten_params(params), {n: 0.0 for n in metric_names})
+        writer = self.experiment._get_file_writer()
+        for summary in (experiment, session_start, session_end):
+            writer.add_summary(summary)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        for name, value in metrics.items():
+            self.experiment.add_scalar(name, value, global_step=step)
+
+    def finalize(self, status: str) -> None:
+        self.experiment.flush()
+        self.experiment.close()

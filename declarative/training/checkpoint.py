@@ -1,0 +1,116 @@
+"""Checkpoints: plain dicts of tensors, numbers and strings, written atomically, read with weights_only.
+
+A checkpoint embeds the resolved spec, so the file alone is enough to rebuild the model and
+data and test it. Its contents load with `torch.load(path, weights_only=True)`: no pickled
+Python objects, so opening a checkpoint from elsewhere cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable
+
+import torch
+
+import declarative
+from declarative.errors import Location, Problem, SpecError
+from declarative.spec.config import Spec
+
+__all__ = ["VERSION_KEY", "atomic_write", "checkpoint_contents", "save_checkpoint", "load_checkpoint"]
+
+VERSION_KEY = "dtrain_version"
+REQUIRED_KEYS = (VERSION_KEY, "spec", "state_dict")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file completely or not at all: a temp file in the same folder, then `os.replace`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # same folder: replace stays atomic
+    try:
+        with open(tmp, "xb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())  # the bytes are on disk before the name points at them
+        os.replace(tmp, path)
+    except BaseException:  # KeyboardInterrupt too: never leave a partial file behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_contents(
+    spec: Spec,
+    model: torch.nn.Module,
+    *,
+    optimizers: Iterable[torch.optim.Optimizer] = (),
+    lr_schedulers: Iterable[Any] = (),
+    epoch: int = 0,
+    global_step: int = 0,
+    metrics: dict[str, float] | None = None,
+    callbacks: dict[str, dict] | None = None,
+) -> dict[str, Any]:
+    """What a checkpoint holds, as plain data."""
+    return {
+        VERSION_KEY: declarative.__version__,
+        "spec": spec.to_dict(),
+        "state_dict": model.state_dict(),
+        "optimizer_states": [o.state_dict() for o in optimizers],
+        "lr_schedulers": [s.state_dict() for s in lr_schedulers],
+        "epoch": epoch,
+        "global_step": global_step,
+        "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+        "callbacks": dict(callbacks or {}),
+    }
+
+
+def save_checkpoint(contents: dict[str, Any], path: str | os.PathLike) -> None:
+    """Save atomically: an interrupted save leaves the previous file (or none), never half of one."""
+    atomic_write(path, lambda file: torch.save(contents, file))
+
+
+def _not_a_checkpoint(path: str, why: str) -> SpecError:
+    return SpecError(Problem(Location(path), f"not a dtrain checkpoint: {why}"))
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    """The reason in torch's weights_only error, without its advice to load unsafely."""
+    found = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\.?\s*Please use|\n\n|Check the documentation|$)",
+                      str(exc), re.S)
+    reason = " ".join((found.group(1) if found else str(exc).splitlines()[0]).split()).rstrip(".")
+    return reason or type(exc).__name__
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's contents (tensors on the CPU), loaded with weights_only=True."""
+    where = str(path)
+    try:
+        with warnings.catch_warnings():  # torch's notes on a foreign file's pickle protocol: noise here
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            contents = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SpecError(Problem(Location(where), "no such checkpoint file")) from None
+    except IsADirectoryError:
+        raise SpecError(Problem(Location(where), "is a folder, not a checkpoint file")) from None
+    except pickle.UnpicklingError as exc:
+        reason = _unpickler_reason(exc)
+        if "global" in reason.lower():  # pickled Python objects, which weights_only refuses to run
+            raise _not_a_checkpoint(where, f"it holds Python objects that weights_only loading refuses ({reason})") \
+                from None
+        raise _not_a_checkpoint(where, f"torch.load cannot read it ({reason})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise _not_a_checkpoint(where, f"torch.load cannot read it ({type(exc).__name__})") from None
+    if not isinstance(contents, dict):
+        raise _not_a_checkpoint(where, f"it holds a {type(contents).__name__}, not a dtrain checkpoint's dict")
+    if VERSION_KEY not in contents:
+        origin = " (it is a PyTorch Lightning checkpoint)" if "pytorch-lightning_version" in contents else ""
+        raise _not_a_checkpoint(where, f"it has no '{VERSION_KEY}'{origin}; `dtrain run` writes checkpoints under "
+                                       "runs/<name>/version_<N>/checkpoints/")
+    missing = [key for key in REQUIRED_KEYS if key not in contents]
+    if missing:
+        raise _not_a_checkpoint(where, f"it lacks {', '.join(repr(k) for k in missing)}")
+    return contents
