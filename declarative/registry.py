@@ -12,7 +12,7 @@ import inspect
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from declarative.errors import did_you_mean
@@ -70,14 +70,12 @@ def _union_members(tp: Any) -> list[Any]:
 
 def _converter(tp: Any) -> Callable[[Any], Any] | None:
     """How to turn a YAML value into what an annotation asks for, where they differ."""
+    import torch
+
     members = _union_members(tp)
     if any(is_dtype(m) for m in members):
-        import torch
-
         return lambda v: getattr(torch, v) if isinstance(v, str) else v
     if any(is_tensor(m) for m in members) and not any(m in (int, float) for m in members):
-        import torch
-
         return lambda v: torch.tensor(v, dtype=torch.float32) if isinstance(v, list) else v
     if any(typing.get_origin(m) is tuple for m in members):
         return lambda v: tuple(v) if isinstance(v, list) else v
@@ -196,6 +194,27 @@ class Registry:
         hint = did_you_mean(name, self._entries)
         where = f" ('{self.list_command}' lists them)" if self.list_command else f" (known: {', '.join(self.names())})"
         return f"unknown {self.kind} '{name}'" + (f" — {hint}" if hint else "") + where
+
+    def build_component(self, component: Any, spec: Any, **extra: Any) -> Any:
+        """Build what a spec component names. Every problem becomes a located SpecError from
+        `spec.error`: an unknown name or argument, a missing one, or the factory's own checks."""
+        if component.name not in self:
+            raise spec.error(component.path, self.unknown(component.name))
+        entry = self[component.name]
+        for key in component.kwargs:
+            if key not in entry.params:
+                hint = did_you_mean(key, entry.params)
+                raise spec.error(component.path + (component.name, key),
+                                 f"{component.name} has no argument '{key}'" + (f" — {hint}" if hint else "")
+                                 + f" (it takes: {', '.join(entry.params) or 'no arguments'})", key=True)
+        missing = [name for name in entry.required if name not in component.kwargs]
+        if missing:
+            raise spec.error(component.path, f"{component.name} needs {', '.join(missing)}")
+        try:
+            return entry.build(component.kwargs, **extra)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise spec.error(component.path, f"{component.name} cannot be built: {reason}") from None
 
     def item_schema(self) -> dict:
         """`Name` or `{Name: {kwargs}}`, with if/then/else so that errors stay specific."""

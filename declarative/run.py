@@ -20,7 +20,6 @@ from rich.console import Console
 from declarative.callbacks import CALLBACKS, ModelCheckpoint
 from declarative.errors import Location, Problem, SpecError
 from declarative.loggers import LOGGERS
-from declarative.registry import Registry
 from declarative.spec.config import Component, Spec
 from declarative.training.accelerator import select_accelerator
 from declarative.training.checkpoint import load_checkpoint
@@ -62,8 +61,8 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
         trainer = Trainer(spec, accelerator=accelerator, precision=precision, callbacks=build_callbacks(spec),
                           console=console)
         model = trainer.prepare(model)
-        loss_fn = trainer.prepare(_build(LOSSES, spec.loss, spec))
-        optimizer = _build(OPTIMIZERS, spec.optimizer, spec, params=model.parameters())
+        loss_fn = trainer.prepare(LOSSES.build_component(spec.loss, spec))
+        optimizer = OPTIMIZERS.build_component(spec.optimizer, spec, params=model.parameters())
         scheduler = build_scheduler(spec, optimizer, limit_batches(spec, len(data.train), "limit_train_batches"))
         # The run folder comes after everything that can reject the spec, and goes again if fit's own
         # checks reject it: a rejected spec leaves no run folder behind.
@@ -145,7 +144,7 @@ def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict
                                                          "data.test, e.g. test: {fraction: 0.2}"))
         trainer = Trainer(spec, accelerator=accelerator, precision=precision, console=console)
         model = trainer.prepare(model)
-        metrics = trainer.test(model, trainer.prepare(_build(LOSSES, spec.loss, spec)), data.test)
+        metrics = trainer.test(model, trainer.prepare(LOSSES.build_component(spec.loss, spec)), data.test)
     print_results(console, metrics, title=f"{spec.name} (test)")
     return metrics
 
@@ -157,7 +156,7 @@ def build_callbacks(spec: Spec) -> list[Any]:
     """The spec's callbacks, plus Lightning's default checkpointing (here: last.ckpt) when none is listed."""
     callbacks = []
     for component in spec.callbacks:
-        callback = _build(CALLBACKS, component, spec)
+        callback = CALLBACKS.build_component(component, spec)
         callback.spec_path = component.path + (component.name,)
         callbacks.append(callback)
     listed = any(isinstance(cb, ModelCheckpoint) for cb in callbacks)
@@ -173,7 +172,7 @@ def build_callbacks(spec: Spec) -> list[Any]:
 
 def build_loggers(spec: Spec, run_dir: RunDir) -> list[Any]:
     """The spec's loggers, writing into the run directory."""
-    return [_build(LOGGERS, Component.parse(item, ("logger", i)), spec, save_dir=str(run_dir.path))
+    return [LOGGERS.build_component(Component.parse(item, ("logger", i)), spec, save_dir=str(run_dir.path))
             for i, item in enumerate(spec.logger)]
 
 
@@ -183,14 +182,12 @@ def build_scheduler(spec: Spec, optimizer: torch.optim.Optimizer, num_train_batc
     if config is None:
         return None
     component = config.scheduler
-    if component.name not in SCHEDULERS:
-        raise spec.error(component.path, SCHEDULERS.unknown(component.name))
     missing = SCHEDULERS[component.name].inferred - set(component.kwargs)
     inferred = {}
     if missing:
         steps = _scheduler_steps(spec, num_train_batches)
         inferred = {name: steps for name in missing}
-    return _build(SCHEDULERS, component, spec, optimizer=optimizer, **inferred)
+    return SCHEDULERS.build_component(component, spec, optimizer=optimizer, **inferred)
 
 
 def _scheduler_steps(spec: Spec, num_train_batches: int) -> int:
@@ -201,16 +198,4 @@ def _scheduler_steps(spec: Spec, num_train_batches: int) -> int:
         total = estimated_stepping_batches(spec, num_train_batches)
     else:
         total = spec.trainer.epochs_limit or math.ceil(spec.trainer.max_steps / max(per_epoch, 1))
-    if math.isinf(total):  # cannot happen: epochs_limit is set whenever max_steps is not
-        raise spec.error(("scheduler",), "cannot infer the schedule's length: set trainer.max_epochs or max_steps")
     return max(1, math.ceil(total / config.frequency))
-
-
-def _build(registry: Registry, component: Component, spec: Spec, **extra: Any) -> Any:
-    """A registry entry built from the spec; its own argument checks become located errors."""
-    if component.name not in registry:
-        raise spec.error(component.path, registry.unknown(component.name))
-    try:
-        return registry[component.name].build(component.kwargs, **extra)
-    except (TypeError, ValueError) as exc:
-        raise spec.error(component.path, f"{component.name} cannot be built: {exc}") from None

@@ -36,25 +36,11 @@ class SplitTensors:
 
 
 def open_source(spec, component: Component, registry: Registry = SOURCES) -> Source:
-    """Build the source a component names; a bad name or argument is a located error."""
-    if component.name not in registry:
-        raise spec.error(component.path, registry.unknown(component.name))
-    entry = registry[component.name]
-    for key in component.kwargs:
-        if key not in entry.params:
-            hint = did_you_mean(key, entry.params)
-            raise spec.error(component.path + (component.name, key),
-                             f"{component.name} has no argument '{key}'" + (f" — {hint}" if hint else "")
-                             + f" (its arguments: {', '.join(entry.params)})", key=True)
-    missing = [name for name in entry.required if name not in component.kwargs]
-    if missing:
-        raise spec.error(component.path, f"{component.name} needs {', '.join(missing)}")
+    """Build the source a component names; a bad name, argument or file is a located error."""
     try:
-        return entry.build(component.kwargs)
+        return registry.build_component(component, spec)
     except SourceError as exc:
         raise exc.at(spec, component) from None
-    except (TypeError, ValueError) as exc:
-        raise spec.error(component.path, f"{component.name}: {exc}") from None
 
 
 class _Loader:

@@ -14,7 +14,6 @@ from typing import Any, Callable
 import torch
 from torchvision.transforms import AutoAugmentPolicy, InterpolationMode, v2
 
-from declarative.errors import did_you_mean
 from declarative.registry import Entry, Param, Registry, first_line, signature_params
 from declarative.spec.jsontypes import annotation_schema
 
@@ -134,25 +133,7 @@ class BatchTransform:
 
 def build_transforms(spec) -> list[torch.nn.Module]:
     """The spec's `data.transforms`, built; a bad name or argument is a located error."""
-    built = []
-    for component in spec.data.transforms:
-        if component.name not in TRANSFORMS:
-            raise spec.error(component.path, TRANSFORMS.unknown(component.name))
-        entry = TRANSFORMS[component.name]
-        for key in component.kwargs:
-            if key not in entry.params:
-                hint = did_you_mean(key, entry.params)
-                raise spec.error(component.path + (component.name, key),
-                                 f"{component.name} has no argument '{key}'" + (f" — {hint}" if hint else "")
-                                 + f" (its arguments: {', '.join(entry.params) or 'none'})", key=True)
-        missing = [name for name in entry.required if name not in component.kwargs]
-        if missing:
-            raise spec.error(component.path, f"{component.name} needs {', '.join(missing)}")
-        try:
-            built.append(entry.build(component.kwargs))
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise spec.error(component.path, f"{component.name}: {exc}") from None
-    return built
+    return [TRANSFORMS.build_component(component, spec) for component in spec.data.transforms]
 
 
 def probe_transforms(spec, transforms: list[torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
