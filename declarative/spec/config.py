@@ -135,10 +135,10 @@ class Spec:
     loss: Component
     optimizer: Component
     trainer: TrainerConfig
-    metrics: list[str] = field(default_factory=list)
+    metrics: list[str | dict] = field(default_factory=list)  # `accuracy` or `{accuracy: {top_k: 5}}`
     scheduler: SchedulerConfig | None = None
     callbacks: list[Component] = field(default_factory=list)
-    logger: list[str] = field(default_factory=list)
+    logger: list[str | dict] = field(default_factory=list)  # logger names, or {Name: {kwargs}}
     document: Document | None = field(default=None, repr=False, compare=False)
 
     def problem(self, path: PathKey, message: str, *, key: bool = False) -> Problem:
