@@ -79,6 +79,7 @@ class Exploit:
 
 @pytest.mark.parametrize("write, message", [
     (lambda p: p.write_text("not a checkpoint"), "not a dtrain checkpoint: torch.load cannot read it"),
+    (lambda p: p.write_text("hi\n"), "not a dtrain checkpoint: torch.load cannot read it"),  # fails in the unpickler
     (lambda p: torch.save({"state_dict": {}}, p), "not a dtrain checkpoint: it has no 'dtrain_version'"),
     (lambda p: torch.save({"pytorch-lightning_version": "2.4", "state_dict": {}}, p),
      "it is a PyTorch Lightning checkpoint"),

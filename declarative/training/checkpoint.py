@@ -102,7 +102,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             raise _not_a_checkpoint(where, f"it holds Python objects that weights_only loading refuses ({reason})") \
                 from None
         raise _not_a_checkpoint(where, f"torch.load cannot read it ({reason})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # a corrupt or foreign file fails deep inside the unpickler, with any error
         raise _not_a_checkpoint(where, f"torch.load cannot read it ({type(exc).__name__})") from None
     if not isinstance(contents, dict):
         raise _not_a_checkpoint(where, f"it holds a {type(contents).__name__}, not a dtrain checkpoint's dict")
