@@ -135,7 +135,7 @@ def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict
         model = build_model(spec)
         try:
             model.load_state_dict(contents["state_dict"])
-        except RuntimeError as exc:
+        except (RuntimeError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or foreign state_dict
             raise SpecError(Problem(Location(str(path)), "its weights do not fit the model its spec builds: "
                                     + str(exc).strip().splitlines()[0])) from None
         data = build_data(spec, accelerator.device)
@@ -197,5 +197,8 @@ def _scheduler_steps(spec: Spec, num_train_batches: int) -> int:
     if config.interval == "step":
         total = estimated_stepping_batches(spec, num_train_batches)
     else:
-        total = spec.trainer.epochs_limit or math.ceil(spec.trainer.max_steps / max(per_epoch, 1))
+        epochs = [spec.trainer.epochs_limit] if spec.trainer.epochs_limit is not None else []
+        if spec.trainer.max_steps is not None:  # whichever limit ends the fit first
+            epochs.append(math.ceil(spec.trainer.max_steps / max(per_epoch, 1)))
+        total = min(epochs)
     return max(1, math.ceil(total / config.frequency))

@@ -58,3 +58,16 @@ def test_malformed_overrides_are_usage_errors(text):
     doc = load_text("trainer: {max_epochs: 3}\nmodel: {layers: [ReLU]}\n", "s.yaml")
     with pytest.raises(UsageError, match="override"):
         apply_overrides(doc, [text])
+
+
+def test_a_numeric_key_into_a_mapping_is_a_string_key():
+    doc = load_text("data: {batch_size: 4}\n", "s.yaml")
+    apply_overrides(doc, ["data.0=1"])
+    assert doc.data["data"] == {"batch_size": 4, "0": 1}
+    assert str(doc.locate(("data", "0"))) == "s.yaml: override 'data.0=1'"
+
+
+def test_an_index_into_a_list_the_spec_lacks_asks_for_the_whole_list():
+    doc = load_text("optimizer: {AdamW: {lr: 0.1}}\n", "s.yaml")
+    with pytest.raises(UsageError, match=r"'optimizer.AdamW.betas' is not a list in the spec — give it whole"):
+        apply_overrides(doc, ["optimizer.AdamW.betas.0=0.5"])

@@ -76,7 +76,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def plan_model(spec: Spec) -> ModelPlan:
-    """Trace the layer list on the meta device; a located SpecError lists every problem found."""
+    """Trace the layer list on the meta device; the first layer that does not fit is a located SpecError
+    (the shapes after it are unknown)."""
     input_shape = tuple(spec.model.input)
     x = torch.empty((TRACE_BATCH, *input_shape), device="meta")
     nodes: list[PlannedNode] = []

@@ -227,10 +227,8 @@ def spec_from_document(doc: Document) -> Spec:
     logger = raw.get("logger", True)
     if logger is True:
         logger = list(DEFAULT_LOGGERS)
-    elif logger is False or logger is None:
+    elif logger is False:
         logger = []
-    elif isinstance(logger, str):
-        logger = [logger]
     seed = raw.get("seed")
     if seed is None:  # an unseeded run still records the seed it drew, so it can be repeated
         seed = random.SystemRandom().randrange(2**31)

@@ -35,6 +35,7 @@ def apply_override(doc: Document, text: str) -> None:
     if not isinstance(doc.data, dict):
         doc.data = {}
     node: Any = doc.data
+    resolved = []  # the path as the data holds it: list indices stay ints, mapping keys are strings
     for i, part in enumerate(path[:-1]):
         here = path[: i + 1]
         if isinstance(node, list):
@@ -42,10 +43,16 @@ def apply_override(doc: Document, text: str) -> None:
                 raise UsageError(f"override '{text}': '{'.'.join(map(str, here))}' is not an index of the list there "
                                  f"(it has {len(node)} items)")
             node = node[part]
+            resolved.append(part)
         elif isinstance(node, dict):
+            part = str(part)
             if not isinstance(node.get(part), (dict, list)):
+                if isinstance(path[i + 1], int):  # an index into a list the spec does not have
+                    raise UsageError(f"override '{text}': '{'.'.join(map(str, here))}' is not a list in the spec — "
+                                     f"give it whole, e.g. {'.'.join(map(str, here))}=[...]")
                 node[part] = {}
             node = node[part]
+            resolved.append(part)
         else:
             raise UsageError(f"override '{text}': '{'.'.join(map(str, here[:-1]))}' is a value, not a mapping")
     last = path[-1]
@@ -54,7 +61,9 @@ def apply_override(doc: Document, text: str) -> None:
             raise UsageError(f"override '{text}': index {last} is out of range (the list has {len(node)} items)")
         node[last] = value
     else:
+        last = str(last)
         node[last] = value
+    path = (*resolved, last)
 
     where = Location(doc.file, override=text)
     for known in [p for p in doc.positions if p[: len(path)] == path]:

@@ -21,8 +21,7 @@ from rich.console import Console
 
 from declarative.callbacks.base import require_metric
 from declarative.callbacks.model_checkpoint import ModelCheckpoint
-from declarative.registry import parse_item
-from declarative.spec.config import Spec
+from declarative.spec.config import Component, Spec
 from declarative.training.accelerator import Accelerator
 from declarative.training.checkpoint import checkpoint_contents, load_checkpoint, save_checkpoint
 from declarative.training.metrics import METRICS, MetricInputError, StageMetrics
@@ -419,16 +418,8 @@ class Trainer:
     # Plumbing
 
     def _build_metrics(self, stage: str) -> StageMetrics:
-        metrics = {}
-        for index, item in enumerate(self.spec.metrics):
-            name, kwargs = parse_item(item)
-            if name not in METRICS:
-                raise self.spec.error(("metrics", index), METRICS.unknown(name))
-            try:
-                metrics[name] = METRICS[name].build(kwargs)
-            except (TypeError, ValueError) as exc:
-                raise self.spec.error(("metrics", index), f"metric '{name}' cannot be built: {exc}") from None
-        return StageMetrics(stage, metrics)
+        components = [Component.parse(item, ("metrics", i)) for i, item in enumerate(self.spec.metrics)]
+        return StageMetrics(stage, {c.name: METRICS.build_component(c, self.spec) for c in components})
 
     def _check_scheduler_monitor(self) -> None:
         config = self.scheduler_config
