@@ -205,6 +205,7 @@ def test_named_array_the_spec_sets_is_located_at_that_argument(tmp_path):
 @pytest.mark.parametrize("name, content, expected", [
     ("d.npz", b"not a zip archive", "not a .npz file"),
     ("d.pt", b"not a torch file", "not a file written by torch.save"),
+    ("d.pt", b"hi\n", "not a file written by torch.save"),  # fails deep inside the unpickler
     ("d.csv", b"1,2\n", "reads .npz"),
 ])
 def test_file_in_the_wrong_format_is_a_located_error(tmp_path, name, content, expected):

@@ -11,8 +11,6 @@ located spec error at that argument's line.
 
 from __future__ import annotations
 
-import pickle
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -23,6 +21,7 @@ from torchvision import datasets
 
 from declarative.errors import SpecError
 from declarative.registry import Registry
+from declarative.safe_load import UnreadableFile, load_weights_only
 
 __all__ = ["SOURCES", "Source", "SourceError", "TensorSplit", "ArrayFile",
            "MNIST", "FashionMNIST", "KMNIST", "QMNIST", "EMNIST"]
@@ -152,18 +151,13 @@ def _tensor(array: np.ndarray, file: Path, name: str) -> torch.Tensor:
 def _read_pt(file: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
     """The tensors of a .pt file saved as a dict of tensors, loaded without running pickled code."""
     try:
-        loaded = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch's message advises weights_only=False, which dtrain never does; keep only the reason.
-        found = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\.?\s*Please use|\n\n|$)", str(exc), re.S)
-        reason = " ".join((found.group(1) if found else str(exc)).split())
-        if "GLOBAL" not in reason:
-            raise SourceError(f"{file.name} is not a file written by torch.save ({reason})", "path") from None
-        raise SourceError(f"{file.name} holds Python objects that a weights-only load refuses ({reason}); "
+        loaded = load_weights_only(file)
+    except UnreadableFile as exc:
+        if not exc.pickled_objects:
+            raise SourceError(f"{file.name} is not a file written by torch.save ({exc.reason})", "path") from None
+        raise SourceError(f"{file.name} holds Python objects that a weights-only load refuses ({exc.reason}); "
                           f"save a dict of tensors: torch.save({{'inputs': x, 'targets': y}}, path)",
                           "path") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise SourceError(f"{file.name} is not a file written by torch.save ({exc})", "path") from None
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise SourceError(f"{file.name} holds a {type(loaded).__name__}, not a dict of tensors; "
                           f"save torch.save({{'inputs': x, 'targets': y}}, path)", "path")

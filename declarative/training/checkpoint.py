@@ -8,10 +8,7 @@ Python objects, so opening a checkpoint from elsewhere cannot run code.
 from __future__ import annotations
 
 import os
-import pickle
-import re
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable
 
@@ -19,6 +16,7 @@ import torch
 
 import declarative
 from declarative.errors import Location, Problem, SpecError
+from declarative.safe_load import UnreadableFile, load_weights_only
 from declarative.spec.config import Spec
 
 __all__ = ["VERSION_KEY", "atomic_write", "checkpoint_contents", "save_checkpoint", "load_checkpoint"]
@@ -77,33 +75,20 @@ def _not_a_checkpoint(path: str, why: str) -> SpecError:
     return SpecError(Problem(Location(path), f"not a dtrain checkpoint: {why}"))
 
 
-def _unpickler_reason(exc: Exception) -> str:
-    """The reason in torch's weights_only error, without its advice to load unsafely."""
-    found = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\.?\s*Please use|\n\n|Check the documentation|$)",
-                      str(exc), re.S)
-    reason = " ".join((found.group(1) if found else str(exc).splitlines()[0]).split()).rstrip(".")
-    return reason or type(exc).__name__
-
-
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A checkpoint's contents (tensors on the CPU), loaded with weights_only=True."""
     where = str(path)
     try:
-        with warnings.catch_warnings():  # torch's notes on a foreign file's pickle protocol: noise here
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            contents = torch.load(path, map_location="cpu", weights_only=True)
+        contents = load_weights_only(path)
     except FileNotFoundError:
         raise SpecError(Problem(Location(where), "no such checkpoint file")) from None
     except IsADirectoryError:
         raise SpecError(Problem(Location(where), "is a folder, not a checkpoint file")) from None
-    except pickle.UnpicklingError as exc:
-        reason = _unpickler_reason(exc)
-        if "global" in reason.lower():  # pickled Python objects, which weights_only refuses to run
-            raise _not_a_checkpoint(where, f"it holds Python objects that weights_only loading refuses ({reason})") \
-                from None
-        raise _not_a_checkpoint(where, f"torch.load cannot read it ({reason})") from None
-    except Exception as exc:  # a corrupt or foreign file fails deep inside the unpickler, with any error
-        raise _not_a_checkpoint(where, f"torch.load cannot read it ({type(exc).__name__})") from None
+    except UnreadableFile as exc:
+        if exc.pickled_objects:
+            raise _not_a_checkpoint(where, f"it holds Python objects that weights_only loading refuses "
+                                           f"({exc.reason})") from None
+        raise _not_a_checkpoint(where, f"torch.load cannot read it ({exc.reason})") from None
     if not isinstance(contents, dict):
         raise _not_a_checkpoint(where, f"it holds a {type(contents).__name__}, not a dtrain checkpoint's dict")
     if VERSION_KEY not in contents:
