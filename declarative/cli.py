@@ -55,7 +55,7 @@ def _load(spec_file: Path, overrides: list[str] | None, *, semantic: bool = True
 @app.command()
 def run(
     spec_file: Path = typer.Argument(..., help="The spec to run.", metavar="SPEC"),
-    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="[KEY=VALUE]..."),
+    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="KEY=VALUE"),
     print_spec: bool = typer.Option(False, "--print-spec", help="Print the resolved spec and exit without training."),
 ) -> None:
     """Train, validate and test: logs and checkpoints go to runs/<name>/version_<N>/."""
@@ -118,7 +118,7 @@ def _report(problems) -> None:
 @app.command()
 def summary(
     spec_file: Path = typer.Argument(..., help="The spec whose model to show.", metavar="SPEC"),
-    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="[KEY=VALUE]..."),
+    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="KEY=VALUE"),
 ) -> None:
     """Each layer with its output shape and parameter count, computed on the meta device."""
     from declarative.model.builder import plan_model, shape_text
@@ -181,7 +181,10 @@ def layers(
     pattern: str = typer.Argument("*", help="A name or wildcard pattern, e.g. 'Conv*'."),
     kind: str = typer.Option("layer", "--kind", "-k", help="One of: " + ", ".join(KINDS) + "."),
 ) -> None:
-    """List what a spec can name: layers (default), losses, optimizers, schedulers, ..."""
+    """List what a spec can name: layers (default), losses, optimizers, schedulers, ...
+
+    Piped, each entry is one line: Name(args), with `!` after a required argument and `*` after
+    one dtrain infers when it is left out."""
     if kind not in KINDS:
         from declarative.errors import did_you_mean
 
@@ -193,6 +196,12 @@ def layers(
 
     registry = registries()[kind]
     entries = [e for e in registry.entries() if fnmatch.fnmatchcase(e.name.lower(), pattern.lower())]
+    if not out.is_terminal:  # piped (grep, a file): one plain line per entry, nothing wrapped
+        for entry in entries:
+            args = ", ".join(f"{n}*" if n in entry.inferred else n if not p.required else f"{n}!"
+                             for n, p in entry.params.items())
+            out.print(f"{entry.name}({args})  {entry.doc}", markup=False)
+        return
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column(kind)
     table.add_column("arguments (required in bold; inferred in italics)")
