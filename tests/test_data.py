@@ -235,9 +235,9 @@ def test_inputs_and_targets_of_different_lengths_is_a_located_error(tmp_path):
 
 # --------------------------------------------------------------------------- splits
 
-def fraction_spec(folder: Path, seed: int, data: Path = DIGITS):
+def fraction_spec(folder: Path, seed: int, data: Path = DIGITS, input: str = "[1, 8, 8]"):
     return make_spec(folder, f"source: {{ArrayFile: {{path: {data}}}}}\nval: {{fraction: 0.2}}\n"
-                             f"test: {{fraction: 0.1}}", seed=seed)
+                             f"test: {{fraction: 0.1}}", seed=seed, input=input)
 
 
 def sample_ids(batches: Batches) -> set[int]:
@@ -246,8 +246,8 @@ def sample_ids(batches: Batches) -> set[int]:
 
 
 def test_fraction_splits_are_seeded_disjoint_and_cover_the_data(tmp_path):
-    write_npz(tmp_path / "ids.npz", inputs=np.arange(200), targets=np.arange(200) % 3)
-    one, again, other = (build_data(fraction_spec(tmp_path, s, tmp_path / "ids.npz"), check_input=False)
+    write_npz(tmp_path / "ids.npz", inputs=np.arange(200).reshape(200, 1), targets=np.arange(200) % 3)
+    one, again, other = (build_data(fraction_spec(tmp_path, s, tmp_path / "ids.npz", input="[1]"))
                          for s in (1, 1, 2))
     assert (one.train.num_samples, one.val.num_samples, one.test.num_samples) == (140, 40, 20)
     parts = [sample_ids(one.train), sample_ids(one.val), sample_ids(one.test)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from declarative.errors import did_you_mean
+from declarative.training.metrics import unlogged_metric
 
 __all__ = ["Callback", "require_metric"]
 
@@ -89,12 +89,6 @@ class Callback:
 
 def require_metric(trainer: Any, name: str, path: tuple, what: str) -> None:
     """A located error, before training starts, when `name` is not a metric this run logs."""
-    logged = trainer.logged_metric_names
-    if name in logged:
-        return
-    if name.startswith("val/") and not trainer.has_validation:
-        raise trainer.spec.error(path, f"{what} '{name}' needs validation, but this run has none: add data.val "
-                                       "(e.g. val: {fraction: 0.1}) and keep trainer.limit_val_batches above 0")
-    hint = did_you_mean(name, logged)
-    raise trainer.spec.error(path, f"{what} '{name}' is not a metric this run logs" + (f" — {hint}" if hint else "")
-                             + f" (logged: {', '.join(logged)})")
+    problem = unlogged_metric(name, trainer.logged_metric_names, trainer.has_validation, what)
+    if problem:
+        raise trainer.spec.error(path, problem)

@@ -53,17 +53,14 @@ def check_model_input(spec, input_shape: tuple[int, ...]) -> None:
                                              f"{list(input_shape)} or change data.transforms")
 
 
-def build_data(spec, device: torch.device | str = "cpu", *, check_input: bool = True) -> DataModule:
+def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
     """The spec's data as batches on `device`; any problem with it is a located SpecError.
 
     Args:
-        spec: The typed spec (`declarative.spec.config.Spec`).
+        spec: The typed, validated spec (`declarative.spec.config.Spec`).
         device: Where the data sets are held and batched, e.g. ``cuda``.
-        check_input: Check that one transformed sample has the shape `spec.model.input`.
     """
     batch_size = spec.data.batch_size
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise spec.error(("data", "batch_size"), f"batch_size must be a positive integer, got {batch_size!r}")
     splits: SplitTensors = resolve_splits(spec)
     transforms = build_transforms(spec)
     input_shape = _sample_shape(spec, transforms, splits.train)
@@ -71,8 +68,7 @@ def build_data(spec, device: torch.device | str = "cpu", *, check_input: bool = 
         if split is not None and (shape := _sample_shape(spec, transforms, split)) != input_shape:
             raise spec.error(path, f"the {role} data gives samples of shape {list(shape)} but the training "
                                    f"data gives {list(input_shape)}; they must match")
-    if check_input:
-        check_model_input(spec, input_shape)
+    check_model_input(spec, input_shape)
 
     present = [s for s in (splits.train, splits.val, splits.test) if s is not None]
     num_classes = _num_classes(present)

@@ -115,8 +115,6 @@ def _carve_counts(spec, n: int, carved: list[tuple[str, Split]]) -> list[int]:
     for role, split in carved:
         fraction = split.fraction
         at = split.path + ("fraction",)
-        if not 0 < fraction < 1:
-            raise spec.error(at, f"{role} fraction must be between 0 and 1 (exclusive), got {fraction}")
         count = round(fraction * n)
         if count < 1 or left - count < 1:
             side = role if count < 1 else "train"
@@ -144,10 +142,8 @@ def resolve_splits(spec) -> SplitTensors:
             continue
         if split.fraction is not None:
             carved.append((role, split))
-        elif split.split is not None or split.source is not None:
+        else:  # the schema admits exactly one of fraction, split and source
             setattr(out, role, _named_split(loader, spec, split))
-        else:
-            raise spec.error(split.path, f"data.{role} needs one of fraction, split or source")
 
     if carved:
         counts = _carve_counts(spec, len(train), carved)

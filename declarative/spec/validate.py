@@ -73,30 +73,20 @@ def _ordered(problems: Iterable[Problem]) -> list[Problem]:
 
 def _monitor_problems(spec) -> list[Problem]:
     """Every monitored metric must be one the run logs: catch `val/acc` before training, not after."""
-    logged = {"train/loss"}
-    stages = ["train"]
-    if spec.data.val is not None:
-        stages.append("val")
-    for stage in stages:
-        logged.add(f"{stage}/loss")
-        logged.update(f"{stage}/{_metric_name(m)}" for m in spec.metrics)
-    monitored = [(c.path + (c.name, "monitor"), c.kwargs["monitor"]) for c in spec.callbacks
+    from declarative.training.metrics import stage_metric_names, unlogged_metric
+
+    has_validation = spec.data.val is not None
+    names = [_metric_name(m) for m in spec.metrics]
+    logged = [n for stage in (["train", "val"] if has_validation else ["train"]) for n in stage_metric_names(stage, names)]
+    monitored = [(c.path + (c.name, "monitor"), c.kwargs["monitor"], f"{c.name} monitor") for c in spec.callbacks
                  if isinstance(c.kwargs.get("monitor"), str)]
     if spec.scheduler and spec.scheduler.scheduler.name == "ReduceLROnPlateau":
-        monitored.append((("scheduler", "monitor"), spec.scheduler.monitor))
+        monitored.append((("scheduler", "monitor"), spec.scheduler.monitor, "ReduceLROnPlateau monitor"))
     problems = []
-    for path, name in monitored:
-        if name in logged:
-            continue
-        from declarative.errors import did_you_mean
-
-        if name.startswith("val/") and spec.data.val is None:
-            message = f"monitor '{name}' needs a validation split: add data.val, e.g. val: {{fraction: 0.1}}"
-        else:
-            hint = did_you_mean(name, sorted(logged))
-            message = f"monitor '{name}' is not a metric this run logs" + (f" — {hint}" if hint else "") \
-                + f" (logged: {', '.join(sorted(logged))})"
-        problems.append(spec.problem(path, message))
+    for path, name, what in monitored:
+        message = unlogged_metric(name, logged, has_validation, what)
+        if message:
+            problems.append(spec.problem(path, message))
     return problems
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import torch
 
+from declarative.errors import did_you_mean
 from declarative.registry import Registry
 
-__all__ = ["METRICS", "Metric", "Mean", "Accuracy", "StageMetrics", "MetricInputError"]
+__all__ = ["METRICS", "Metric", "Mean", "Accuracy", "StageMetrics", "MetricInputError", "stage_metric_names",
+           "unlogged_metric"]
 
 METRICS = Registry("metric", list_command="dtrain layers --kind metric")
 
@@ -128,6 +130,23 @@ def batch_size(targets: object) -> int:
     return len(targets)  # type: ignore[arg-type]
 
 
+def stage_metric_names(stage: str, metric_names: list[str]) -> list[str]:
+    """What a stage logs: `<stage>/loss`, then `<stage>/<metric>` for each of the spec's metrics."""
+    return [f"{stage}/loss"] + [f"{stage}/{name}" for name in metric_names]
+
+
+def unlogged_metric(name: str, logged: list[str], has_validation: bool, what: str) -> str | None:
+    """Why `name` (a monitor) is no metric the run logs, or None when it is one."""
+    if name in logged:
+        return None
+    if name.startswith("val/") and not has_validation:
+        return (f"{what} '{name}' needs validation, but this run has none: add data.val "
+                "(e.g. val: {fraction: 0.1}) and keep trainer.limit_val_batches above 0")
+    hint = did_you_mean(name, logged)
+    return (f"{what} '{name}' is not a metric this run logs" + (f" — {hint}" if hint else "")
+            + f" (logged: {', '.join(logged)})")
+
+
 class StageMetrics:
     """The loss and the spec's metrics for one stage, named `<stage>/loss` and `<stage>/<metric>`."""
 
@@ -135,7 +154,7 @@ class StageMetrics:
         self.stage = stage
         self.loss = Mean()
         self.metrics = metrics
-        self.names = [f"{stage}/loss"] + [f"{stage}/{name}" for name in metrics]
+        self.names = stage_metric_names(stage, list(metrics))
 
     def reset(self, device: torch.device) -> None:
         self.loss.reset(device)
