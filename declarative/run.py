@@ -23,11 +23,12 @@ from declarative.loggers import LOGGERS
 from declarative.spec.config import Component, Spec
 from declarative.training.accelerator import select_accelerator
 from declarative.training.checkpoint import load_checkpoint
-from declarative.training.components import LOSSES, OPTIMIZERS, SCHEDULERS
+from declarative.training.components import OPTIMIZERS, SCHEDULERS
 from declarative.training.precision import select_precision
 from declarative.training.progress import print_results
 from declarative.training.run_dir import RunDir
 from declarative.training.seed import reproducible
+from declarative.training.tasks import build_loss, resolve_task
 from declarative.training.trainer import Trainer, estimated_stepping_batches, limit_batches
 
 __all__ = ["RunResult", "fit_spec", "test_checkpoint"]
@@ -50,18 +51,21 @@ class RunResult:
 def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
     """Train a spec, validate it, test it when it has a test split; everything lands in a new run directory."""
     from declarative.data import build_data
-    from declarative.model.builder import build_model
+    from declarative.model.builder import build_model, plan_model
 
     console = console or Console()
     accelerator = select_accelerator(spec)
     precision = select_precision(spec, accelerator)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
-        model = build_model(spec)  # seeded first: the same seed gives the same initial weights
+        plan = plan_model(spec)
+        model = build_model(spec, plan)  # seeded first: the same seed gives the same initial weights
         data = build_data(spec, accelerator.device)
+        resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
+                     target_dtype=data.target_dtype)  # before the run folder: its spec.yaml records the task
         trainer = Trainer(spec, accelerator=accelerator, precision=precision, callbacks=build_callbacks(spec),
                           console=console)
         model = trainer.prepare(model)
-        loss_fn = trainer.prepare(LOSSES.build_component(spec.loss, spec))
+        loss_fn = trainer.prepare(build_loss(spec))
         optimizer = OPTIMIZERS.build_component(spec.optimizer, spec, params=model.parameters())
         scheduler = build_scheduler(spec, optimizer, limit_batches(spec, len(data.train), "limit_train_batches"))
         # The run folder comes after everything that can reject the spec, and goes again if fit's own
@@ -123,7 +127,7 @@ def _result(trainer: Trainer, run_dir: RunDir) -> RunResult:
 def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict[str, float]:
     """Test a checkpoint alone: its embedded spec rebuilds model and data; returns the `test/*` metrics."""
     from declarative.data import build_data
-    from declarative.model.builder import build_model
+    from declarative.model.builder import build_model, plan_model
     from declarative.spec.validate import spec_from_data
 
     console = console or Console()
@@ -132,19 +136,22 @@ def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict
     accelerator = select_accelerator(spec)
     precision = select_precision(spec, accelerator)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
-        model = build_model(spec)
+        plan = plan_model(spec)
+        model = build_model(spec, plan)
         try:
             model.load_state_dict(contents["state_dict"])
         except (RuntimeError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or foreign state_dict
             raise SpecError(Problem(Location(str(path)), "its weights do not fit the model its spec builds: "
                                     + str(exc).strip().splitlines()[0])) from None
         data = build_data(spec, accelerator.device)
+        resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
+                     target_dtype=data.target_dtype)  # a checkpoint's spec is resolved already: this only checks
         if data.test is None:
             raise SpecError(Problem(Location(str(path)), "its spec has no test split to test on — the spec needs "
                                                          "data.test, e.g. test: {fraction: 0.2}"))
         trainer = Trainer(spec, accelerator=accelerator, precision=precision, console=console)
         model = trainer.prepare(model)
-        metrics = trainer.test(model, trainer.prepare(LOSSES.build_component(spec.loss, spec)), data.test)
+        metrics = trainer.test(model, trainer.prepare(build_loss(spec)), data.test)
     print_results(console, metrics, title=f"{spec.name} (test)")
     return metrics
 

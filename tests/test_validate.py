@@ -86,7 +86,7 @@ def test_missing_file_and_folder(tmp_path):
     assert f"{tmp_path}: is a folder" in result.stderr
 
 
-@pytest.mark.parametrize("section", ["data", "model", "loss", "optimizer"])
+@pytest.mark.parametrize("section", ["data", "model", "optimizer"])
 def test_required_sections(tmp_path, section):
     from declarative.spec.document import load_text
     from declarative.spec.validate import schema_problems

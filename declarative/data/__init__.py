@@ -32,6 +32,8 @@ class DataModule:
     test: Batches | None
     input_shape: tuple[int, ...]  # one sample after the transforms, without the batch dim
     num_classes: int | None  # max target + 1 for integer targets; None for float (regression) targets
+    target_shape: tuple[int, ...] = ()  # one sample's target, without the batch dim (the task is inferred from it)
+    target_dtype: torch.dtype = torch.int64
 
 
 def _sample_shape(spec, transforms: list, split: TensorSplit) -> tuple[int, ...]:
@@ -87,4 +89,6 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
         test=batches(splits.test, shuffle=False),
         input_shape=input_shape,
         num_classes=num_classes,
+        target_shape=tuple(splits.train.targets.shape[1:]),
+        target_dtype=splits.train.targets.dtype,
     )

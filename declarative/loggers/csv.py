@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import Any
 
-from declarative.loggers.base import Logger
+from declarative.loggers.base import Logger, scalar_items
 
 __all__ = ["CSVLogger"]
 
@@ -25,8 +26,9 @@ class CSVLogger(Logger):
         self.path = Path(save_dir) / self.NAME_METRICS_FILE
         self.columns = ["step", "epoch"]
 
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        row = {"step": step, **metrics}
+    def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
+        """Scalars as columns; per-class values as `<name>/<class>` columns; matrices are left to results.json."""
+        row = {"step": step, **dict(scalar_items(metrics))}
         new = [name for name in row if name not in self.columns]
         if new or not self.path.exists():
             self.columns += new

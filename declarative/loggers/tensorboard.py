@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from declarative.loggers.base import Logger, flatten_params
+from declarative.loggers.base import Logger, flatten_params, matrix_markdown, scalar_items
 
 __all__ = ["TensorBoardLogger"]
 
@@ -30,9 +30,13 @@ class TensorBoardLogger(Logger):
         for summary in (experiment, session_start, session_end):
             writer.add_summary(summary)
 
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        for name, value in metrics.items():
+    def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
+        """Scalars; per-class values as `<name>/<class>` scalars; a confusion matrix as a text table."""
+        for name, value in scalar_items(metrics):
             self.experiment.add_scalar(name, value, global_step=step)
+        for name, value in metrics.items():
+            if isinstance(value, list) and value and isinstance(value[0], list):
+                self.experiment.add_text(name, matrix_markdown(value), global_step=step)
 
     def finalize(self, status: str) -> None:
         self.experiment.flush()

@@ -132,14 +132,24 @@ class Spec:
     seed: int
     data: DataConfig
     model: ModelConfig
-    loss: Component
+    loss: Component | None  # None: the task's default, filled in by `resolve_task`
     optimizer: Component
     trainer: TrainerConfig
-    metrics: list[str | dict] = field(default_factory=list)  # `accuracy` or `{accuracy: {top_k: 5}}`
+    metrics: list[str | dict] | None = None  # `accuracy` or `{accuracy: {top_k: 5}}`; None: the task's default
+    task: str | None = None  # multiclass, binary, multilabel, regression, segmentation; None: not yet inferred
     scheduler: SchedulerConfig | None = None
     callbacks: list[Component] = field(default_factory=list)
     logger: list[str | dict] = field(default_factory=list)  # logger names, or {Name: {kwargs}}
     document: Document | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def task_written(self) -> bool:
+        """Whether the spec itself names its task (rather than leaving it to inference)."""
+        return self.document is not None and isinstance(self.document.data, dict) and "task" in self.document.data
+
+    @property
+    def loss_written(self) -> bool:
+        return self.document is not None and isinstance(self.document.data, dict) and "loss" in self.document.data
 
     def problem(self, path: PathKey, message: str, *, key: bool = False) -> Problem:
         """A problem found by a later stage, located at the spec line it came from."""
@@ -165,10 +175,14 @@ class Spec:
             "seed": self.seed,
             "data": data,
             "model": {"input": list(self.model.input), "layers": [c.to_yaml() for c in self.model.layers]},
-            "loss": self.loss.to_yaml(),
-            "metrics": list(self.metrics),
-            "optimizer": self.optimizer.to_yaml(),
         }
+        if self.task is not None:
+            out["task"] = self.task
+        if self.loss is not None:
+            out["loss"] = self.loss.to_yaml()
+        if self.metrics is not None:
+            out["metrics"] = list(self.metrics)
+        out["optimizer"] = self.optimizer.to_yaml()
         if self.scheduler:
             out["scheduler"] = self.scheduler.to_yaml()
         out["trainer"] = dataclasses.asdict(self.trainer)
@@ -237,10 +251,11 @@ def spec_from_document(doc: Document) -> Spec:
         seed=seed,
         data=data,
         model=model,
-        loss=Component.parse(raw["loss"], ("loss",)),
+        loss=Component.parse(raw["loss"], ("loss",)) if "loss" in raw else None,
         optimizer=Component.parse(raw["optimizer"], ("optimizer",)),
         trainer=TrainerConfig(**(raw.get("trainer") or {})),
-        metrics=list(raw.get("metrics") or []),
+        metrics=list(raw["metrics"] or []) if "metrics" in raw else None,
+        task=raw.get("task"),
         scheduler=scheduler,
         callbacks=[Component.parse(c, ("callbacks", i)) for i, c in enumerate(raw.get("callbacks") or [])],
         logger=list(logger),

@@ -10,7 +10,7 @@ import functools
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from declarative.errors import Location, Problem, SpecError
 from declarative.spec.document import Document, load_file
@@ -72,36 +72,60 @@ def _ordered(problems: Iterable[Problem]) -> list[Problem]:
 
 
 def _monitor_problems(spec) -> list[Problem]:
-    """Every monitored metric must be one the run logs: catch `val/acc` before training, not after."""
-    from declarative.training.metrics import stage_metric_names, unlogged_metric
+    """Every monitored metric must be one the run logs: catch `val/acc` before training, not after.
+
+    When the task (and so the default metrics) waits for the data, only `<stage>/loss` is certain:
+    monitors of other names are checked when the run starts.
+    """
+    from declarative.training.metrics import metric_is_scalar, metric_log_name, stage_metric_names, unlogged_metric
 
     has_validation = spec.data.val is not None
-    names = [_metric_name(m) for m in spec.metrics]
-    logged = [n for stage in (["train", "val"] if has_validation else ["train"]) for n in stage_metric_names(stage, names)]
+    stages = ["train", "val"] if has_validation else ["train"]
+    known = spec.metrics is not None
+    items = spec.metrics or []
+    names = [metric_log_name(m) for m in items if metric_is_scalar(m, spec.task)]
+    tables = [f"{stage}/{metric_log_name(m)}" for stage in stages for m in items if not metric_is_scalar(m, spec.task)]
+    logged = [n for stage in stages for n in stage_metric_names(stage, names)]
     monitored = [(c.path + (c.name, "monitor"), c.kwargs["monitor"], f"{c.name} monitor") for c in spec.callbacks
                  if isinstance(c.kwargs.get("monitor"), str)]
     if spec.scheduler and spec.scheduler.scheduler.name == "ReduceLROnPlateau":
         monitored.append((("scheduler", "monitor"), spec.scheduler.monitor, "ReduceLROnPlateau monitor"))
     problems = []
     for path, name, what in monitored:
-        message = unlogged_metric(name, logged, has_validation, what)
+        if not known and not name.endswith("/loss") and (has_validation or not name.startswith("val/")):
+            continue  # the default metrics follow the task, which the data will tell
+        message = unlogged_metric(name, logged, has_validation, what, tables)
         if message:
             problems.append(spec.problem(path, message))
     return problems
 
 
-def _metric_name(item: Any) -> str:
-    return item if isinstance(item, str) else next(iter(item))
+def _task_problems(spec, output_shape: tuple[int, ...] | None) -> list[Problem]:
+    """Resolve the task where the loss or `task:` says it; metrics listed twice or unfit for the task."""
+    from declarative.training.metrics import duplicate_metrics
+    from declarative.training.tasks import resolve_task
+
+    problems = [spec.problem(("metrics", index), f"metric '{name}' is listed twice")
+                for index, name in duplicate_metrics(spec.metrics or [])]
+    if output_shape is not None:
+        try:
+            resolve_task(spec, output_shape)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    return problems
 
 
 def semantic_problems(spec) -> list[Problem]:
     from declarative.model.builder import plan_model
 
-    problems = _monitor_problems(spec)
+    problems = []
+    output_shape = None
     try:
-        plan_model(spec)
+        output_shape = plan_model(spec).output_shape
     except SpecError as exc:
         problems.extend(exc.problems)
+    problems.extend(_task_problems(spec, output_shape))
+    problems.extend(_monitor_problems(spec))
     return _ordered(problems)
 
 

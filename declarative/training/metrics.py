@@ -12,10 +12,15 @@ from __future__ import annotations
 import torch
 
 from declarative.errors import did_you_mean
-from declarative.registry import Registry
+from declarative.registry import Registry, parse_item
+from declarative.training.classification_metrics import (Accuracy, ConfusionMatrix, F1Score, JaccardIndex,
+                                                         Precision, Recall)
+from declarative.training.metric_base import Mean, Metric
+from declarative.training.regression_metrics import MeanAbsoluteError, MeanSquaredError, R2Score
 
-__all__ = ["METRICS", "Metric", "Mean", "Accuracy", "StageMetrics", "MetricInputError", "stage_metric_names",
-           "unlogged_metric"]
+__all__ = ["METRICS", "Metric", "Mean", "Accuracy", "Precision", "Recall", "F1Score", "JaccardIndex",
+           "ConfusionMatrix", "MeanSquaredError", "MeanAbsoluteError", "R2Score", "StageMetrics", "MetricInputError",
+           "stage_metric_names", "unlogged_metric", "metric_is_scalar"]
 
 METRICS = Registry("metric", list_command="dtrain layers --kind metric")
 
@@ -28,99 +33,20 @@ class MetricInputError(ValueError):
         self.index = index
 
 
-class Metric:
-    """Base class: state tensors that add up over batches; `compute` divides them on the device."""
-
-    def __init__(self) -> None:
-        self.reset(torch.device("cpu"))
-
-    def reset(self, device: torch.device) -> None:
-        """Zero the state on `device`."""
-        raise NotImplementedError
-
-    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
-        """Add one batch; must not sync with the host."""
-        raise NotImplementedError
-
-    def compute(self) -> torch.Tensor:
-        """The value so far as a 0-dim tensor on the device (NaN before any sample)."""
-        raise NotImplementedError
-
-    def states(self) -> list[torch.Tensor]:
-        """The tensors to sum across processes before `compute`."""
-        raise NotImplementedError
+for _cls, _name in ((Accuracy, "accuracy"), (Precision, "precision"), (Recall, "recall"), (F1Score, "f1"),
+                    (JaccardIndex, "iou"), (ConfusionMatrix, "confusion_matrix"), (MeanSquaredError, "mse"),
+                    (MeanAbsoluteError, "mae"), (R2Score, "r2")):
+    # `task` is the run's (declarative/training/tasks.py), not each metric's.
+    METRICS.add_class(_cls, name=_name, skip={"task"},
+                      constraints={"top_k": {"minimum": 1}, "threshold": {"minimum": 0, "maximum": 1}})
 
 
-class Mean(Metric):
-    """Sample-weighted mean of a per-batch value (the loss): sum(value * n) / sum(n)."""
-
-    def reset(self, device: torch.device) -> None:
-        self.total = torch.zeros((), dtype=torch.float32, device=device)
-        self.count = torch.zeros((), dtype=torch.float32, device=device)
-
-    def update(self, value: torch.Tensor, weight: int = 1) -> None:  # type: ignore[override]
-        self.total.add_(value.detach().float(), alpha=weight)
-        self.count.add_(weight)
-
-    def compute(self) -> torch.Tensor:
-        return self.total / self.count
-
-    def states(self) -> list[torch.Tensor]:
-        return [self.total, self.count]
-
-
-class Accuracy(Metric):
-    """Multiclass accuracy: the fraction of samples whose target is among the top-k class scores.
-
-    Args:
-        top_k: count a sample as correct when its target is among the k highest scores. Default: 1
-
-    Shape:
-        - outputs: ``(N, C)`` or ``(N, C, d1, ...)`` class scores (logits or probabilities)
-        - targets: ``(N)`` or ``(N, d1, ...)`` class indices, or class probabilities shaped as outputs
-    """
-
-    def __init__(self, top_k: int = 1):
-        if top_k < 1:
-            raise ValueError(f"top_k must be a positive integer, but got top_k={top_k}")
-        self.top_k = top_k
-        super().__init__()
-
-    def reset(self, device: torch.device) -> None:
-        self.correct = torch.zeros((), dtype=torch.int64, device=device)
-        self.total = torch.zeros((), dtype=torch.int64, device=device)
-
-    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
-        if targets.is_floating_point() and targets.shape == outputs.shape:
-            targets = targets.argmax(dim=1)  # class probabilities (e.g. label smoothing, mixup)
-        self._check(outputs, targets)
-        if self.top_k == 1:
-            hits = outputs.argmax(dim=1) == targets
-        else:
-            hits = (outputs.topk(self.top_k, dim=1).indices == targets.unsqueeze(1)).any(dim=1)
-        self.correct += hits.sum()
-        self.total += targets.numel()
-
-    def _check(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
-        """Shapes and dtypes only: known on the host, so checking costs no sync."""
-        if outputs.ndim < 2:
-            raise ValueError(f"accuracy needs class scores of shape (N, C, ...), but the model's output has shape "
-                             f"{tuple(outputs.shape)}; for a single score per sample use a 2-class output")
-        expected = outputs.shape[:1] + outputs.shape[2:]
-        if targets.shape != expected or targets.is_floating_point() or targets.is_complex():
-            raise ValueError(f"accuracy needs integer class targets of shape {tuple(expected)} for outputs of shape "
-                             f"{tuple(outputs.shape)}, but got {targets.dtype} targets of shape {tuple(targets.shape)}")
-        if self.top_k > outputs.shape[1]:
-            raise ValueError(f"top_k={self.top_k} is more than the {outputs.shape[1]} classes the model outputs")
-
-    def compute(self) -> torch.Tensor:
-        return self.correct.float() / self.total.float()
-
-    def states(self) -> list[torch.Tensor]:
-        return [self.correct, self.total]
-
-
-METRICS.add_class(Accuracy, name="accuracy", constraints={"top_k": {"minimum": 1}})
+def metric_is_scalar(item: str | dict, task: str | None) -> bool:
+    """Whether a spec's metric item logs one number (else a per-class vector or a matrix), before building it."""
+    name, kwargs = parse_item(item)
+    if name == "confusion_matrix":
+        return False
+    return kwargs.get("average") != "none" or task == "binary"
 
 
 def batch_size(targets: object) -> int:
@@ -130,31 +56,68 @@ def batch_size(targets: object) -> int:
     return len(targets)  # type: ignore[arg-type]
 
 
+def metric_log_name(item: str | dict) -> str:
+    """The name a spec's metric item logs under: its name, with `_top<k>` and `_<average>` when those
+    differ from the default (`[accuracy, {accuracy: {top_k: 5}}]` logs `accuracy` and `accuracy_top5`)."""
+    name, kwargs = parse_item(item)
+    log_name = name
+    if kwargs.get("top_k", 1) != 1:
+        log_name += f"_top{kwargs['top_k']}"
+    if "average" in kwargs and name in METRICS:
+        default = METRICS[name].params["average"].schema.get("default") if "average" in METRICS[name].params else None
+        if kwargs["average"] != default:
+            log_name += f"_{kwargs['average']}"
+    return log_name
+
+
+def duplicate_metrics(items: list) -> list[tuple[int, str]]:
+    """(index, name) of each metric item that logs under a name an earlier item already takes."""
+    seen: set[str] = set()
+    duplicates = []
+    for index, item in enumerate(items):
+        name = metric_log_name(item)
+        if name in seen:
+            duplicates.append((index, name))
+        seen.add(name)
+    return duplicates
+
+
 def stage_metric_names(stage: str, metric_names: list[str]) -> list[str]:
-    """What a stage logs: `<stage>/loss`, then `<stage>/<metric>` for each of the spec's metrics."""
+    """What a stage logs as scalars: `<stage>/loss`, then `<stage>/<metric>` for each named metric."""
     return [f"{stage}/loss"] + [f"{stage}/{name}" for name in metric_names]
 
 
-def unlogged_metric(name: str, logged: list[str], has_validation: bool, what: str) -> str | None:
-    """Why `name` (a monitor) is no metric the run logs, or None when it is one."""
+def unlogged_metric(name: str, logged: list[str], has_validation: bool, what: str,
+                    tables: list[str] = ()) -> str | None:
+    """Why `name` (a monitor) is no scalar metric the run logs, or None when it is one.
+
+    `tables` are the names of the run's non-scalar metrics (confusion matrices, per-class values).
+    """
     if name in logged:
         return None
     if name.startswith("val/") and not has_validation:
         return (f"{what} '{name}' needs validation, but this run has none: add data.val "
                 "(e.g. val: {fraction: 0.1}) and keep trainer.limit_val_batches above 0")
+    if name in tables:
+        return f"{what} '{name}' is not one number (a matrix or per-class values), so it cannot be monitored"
     hint = did_you_mean(name, logged)
     return (f"{what} '{name}' is not a metric this run logs" + (f" — {hint}" if hint else "")
             + f" (logged: {', '.join(logged)})")
 
 
 class StageMetrics:
-    """The loss and the spec's metrics for one stage, named `<stage>/loss` and `<stage>/<metric>`."""
+    """The loss and the spec's metrics for one stage, named `<stage>/loss` and `<stage>/<metric>`.
+
+    `names` are the scalar values a stage logs (what callbacks may monitor); `tables` the others:
+    per-class values (`average: none`) and confusion matrices, which `compute` gives as lists.
+    """
 
     def __init__(self, stage: str, metrics: dict[str, Metric]):
         self.stage = stage
         self.loss = Mean()
         self.metrics = metrics
-        self.names = stage_metric_names(stage, list(metrics))
+        self.names = stage_metric_names(stage, [name for name, metric in metrics.items() if metric.scalar])
+        self.tables = [f"{stage}/{name}" for name, metric in metrics.items() if not metric.scalar]
 
     def reset(self, device: torch.device) -> None:
         self.loss.reset(device)
@@ -170,10 +133,26 @@ class StageMetrics:
             except ValueError as exc:
                 raise MetricInputError(index, f"metric '{name}': {exc}") from None
 
-    def compute(self) -> dict[str, float]:
-        """Every value, read with one host sync."""
-        values = [self.loss.compute()] + [metric.compute().float() for metric in self.metrics.values()]
-        return dict(zip(self.names, torch.stack(values).tolist()))
+    def compute(self) -> dict[str, float | list]:
+        """Every value, read with one host sync: floats, and nested lists for the non-scalar metrics."""
+        values = [self.loss.compute().float()] + [metric.compute().float() for metric in self.metrics.values()]
+        device = values[0].device
+        flat = torch.cat([value.reshape(-1).to(device) for value in values]).tolist()
+        out: dict[str, float | list] = {}
+        start = 0
+        for name, value in zip([f"{self.stage}/loss"] + [f"{self.stage}/{n}" for n in self.metrics], values):
+            size = value.numel()
+            out[name] = flat[start] if value.ndim == 0 else _nested(flat[start:start + size], tuple(value.shape))
+            start += size
+        return out
 
     def states(self) -> list[torch.Tensor]:
         return self.loss.states() + [s for metric in self.metrics.values() for s in metric.states()]
+
+
+def _nested(flat: list[float], shape: tuple[int, ...]) -> list:
+    """A flat list as nested lists of `shape`."""
+    if len(shape) == 1:
+        return flat
+    step = len(flat) // shape[0]
+    return [_nested(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]

@@ -121,13 +121,34 @@ class ProgressBar(Callback):
         self._stop()
 
 
-def print_results(console: Console, metrics: dict[str, float], title: str = "results") -> None:
-    """A table of final metrics (`val/*`, `test/*`)."""
+def print_results(console: Console, metrics: dict[str, Any], title: str = "results") -> None:
+    """A table of final metrics (`val/*`, `test/*`): per-class values one row per class, then each
+    confusion matrix as a table of its own."""
+    from declarative.loggers.base import scalar_items
+
     if not metrics:
         return
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)  # no column rules: `grep`-friendly rows
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for name, value in metrics.items():
+    for name, value in scalar_items(metrics):
         table.add_row(name, f"{value:.4f}")
     console.print(table)
+    for name, value in metrics.items():
+        if isinstance(value, list) and value and isinstance(value[0], list):
+            per_label = isinstance(value[0][0], list)  # multilabel: one 2×2 matrix per label
+            for index, matrix in enumerate(value if per_label else [value]):
+                label = f" (label {index})" if per_label else ""
+                console.print(f"{name}{label}: rows are targets, columns predictions", markup=False, highlight=False,
+                              soft_wrap=True)
+                console.print(_matrix_table(matrix))
+
+
+def _matrix_table(matrix: list[list[float]]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("")
+    for column in range(len(matrix[0])):
+        table.add_column(str(column), justify="right")
+    for index, row in enumerate(matrix):
+        table.add_row(str(index), *(f"{v:g}" for v in row))
+    return table

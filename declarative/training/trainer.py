@@ -24,7 +24,7 @@ from declarative.callbacks.model_checkpoint import ModelCheckpoint
 from declarative.spec.config import Component, Spec
 from declarative.training.accelerator import Accelerator
 from declarative.training.checkpoint import checkpoint_contents, load_checkpoint, save_checkpoint
-from declarative.training.metrics import METRICS, MetricInputError, StageMetrics
+from declarative.training.metrics import METRICS, MetricInputError, StageMetrics, duplicate_metrics, metric_log_name
 from declarative.training.precision import Precision
 
 __all__ = ["Batches", "DataSplits", "Trainer", "limit_batches", "estimated_stepping_batches"]
@@ -135,9 +135,10 @@ class Trainer:
         self.num_train_batches = 0
         self.num_val_batches = 0
         self.num_test_batches = 0
-        self.callback_metrics: dict[str, float] = {}
-        self.val_metrics: dict[str, float] = {}
-        self.test_metrics: dict[str, float] = {}
+        # Floats, and nested lists for per-class values and confusion matrices (see StageMetrics).
+        self.callback_metrics: dict[str, Any] = {}
+        self.val_metrics: dict[str, Any] = {}
+        self.test_metrics: dict[str, Any] = {}
         self._pending_logs: dict[str, float] = {}
 
     # ----------------------------------------------------------------------------------------
@@ -418,8 +419,12 @@ class Trainer:
     # Plumbing
 
     def _build_metrics(self, stage: str) -> StageMetrics:
-        components = [Component.parse(item, ("metrics", i)) for i, item in enumerate(self.spec.metrics)]
-        return StageMetrics(stage, {c.name: METRICS.build_component(c, self.spec) for c in components})
+        items = self.spec.metrics or []
+        for index, name in duplicate_metrics(items):
+            raise self.spec.error(("metrics", index), f"metric '{name}' is listed twice")
+        task = self.spec.task or "multiclass"
+        return StageMetrics(stage, {metric_log_name(item): METRICS.build_component(
+            Component.parse(item, ("metrics", i)), self.spec, task=task) for i, item in enumerate(items)})
 
     def _check_scheduler_monitor(self) -> None:
         config = self.scheduler_config
