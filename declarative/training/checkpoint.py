@@ -49,7 +49,7 @@ def checkpoint_contents(
     lr_schedulers: Iterable[Any] = (),
     epoch: int = 0,
     global_step: int = 0,
-    metrics: dict[str, float] | None = None,
+    metrics: dict[str, Any] | None = None,
     callbacks: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
     """What a checkpoint holds, as plain data."""
@@ -61,7 +61,8 @@ def checkpoint_contents(
         "lr_schedulers": [s.state_dict() for s in lr_schedulers],
         "epoch": epoch,
         "global_step": global_step,
-        "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+        # Floats; per-class values and confusion matrices stay (nested) lists of floats.
+        "metrics": {k: v if isinstance(v, list) else float(v) for k, v in (metrics or {}).items()},
         "callbacks": dict(callbacks or {}),
     }
 

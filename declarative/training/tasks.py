@@ -118,7 +118,7 @@ def check_metric_tasks(spec: Spec) -> None:
         name = item if isinstance(item, str) else next(iter(item))
         tasks = getattr(METRICS[name].factory, "tasks", TASKS) if name in METRICS else TASKS
         if spec.task not in tasks:
-            problems.append(spec.problem(("metrics", index), f"metric '{name}' is for {' or '.join(tasks)} "
+            problems.append(spec.problem(("metrics", index), f"metric '{name}' is for {', '.join(tasks)} "
                                                              f"outputs, but this run's task is {spec.task}"))
     if problems:
         from declarative.errors import SpecError
