@@ -232,7 +232,7 @@ def test_validate_knows_the_task_from_the_spec_or_its_loss(tmp_path):
     cases = {
         "named": ("task: binary\n", None),
         "from_the_loss": ("loss: BCEWithLogitsLoss\n", None),  # binary: one logit per sample
-        "multiclass_loss": ("loss: CrossEntropyLoss\n", ":14:28: EarlyStopping monitor 'val/f1' is not a metric this "
+        "multiclass_loss": ("loss: CrossEntropyLoss\n", ":14:39: EarlyStopping monitor 'val/f1' is not a metric this "
                                                          "run logs"),
         "unfit_metric": ("task: regression\nmetrics: [accuracy]\n", ":14:11: metric 'accuracy' is for multiclass, "
                          "binary, multilabel, segmentation outputs, but this run's task is regression"),
