@@ -281,3 +281,16 @@ def test_per_class_values_and_confusion_matrices_reach_every_output(tmp_path):
     assert "val/confusion_matrix/text_summary" in events.Tags()["tensors"]
     shown = console.file.getvalue()
     assert "val/recall_none/2" in shown and "val/confusion_matrix: rows are targets, columns predictions" in shown
+
+
+def test_class_labels_with_a_dim_of_one_are_read_as_class_indices(tmp_path):
+    """(N, 1) int32 labels (a column from a table) and (N, 1, H, W) masks, as files often hold them."""
+    result = run_task(tmp_path, "multiclass", targets=lambda rng, n: rng.integers(0, 3, size=(n, 1)).astype(np.int32))
+    outputs, target = val_outputs(result, tmp_path)
+    assert result.val_metrics["val/accuracy"] == pytest.approx(float((outputs.argmax(1) == target[:, 0]).float().mean()))
+    (tmp_path / "masks").mkdir()
+    result = run_task(tmp_path / "masks", "segmentation",
+                      targets=lambda rng, n: rng.integers(0, 3, size=(n, 1, 6, 6)).astype(np.uint8))
+    outputs, target = val_outputs(result, tmp_path / "masks")
+    assert yaml.safe_load((result.run_dir / "spec.yaml").read_text())["task"] == "segmentation"
+    assert result.val_metrics["val/accuracy"] == pytest.approx(float((outputs.argmax(1) == target[:, 0]).float().mean()))

@@ -66,13 +66,22 @@ def task_from_data(output_shape: tuple[int, ...], target_shape: tuple[int, ...],
         return "regression"
     if dtype.is_complex:
         return None
-    if dtype != torch.bool and len(output_shape) >= 1 and output_shape[0] >= 2 and output_shape[1:] == target_shape:
-        return "segmentation" if target_shape else "multiclass"
+    if dtype != torch.bool and len(output_shape) >= 1 and output_shape[0] >= 2:
+        per_position = _class_dim_dropped(target_shape, output_shape)  # a (1, H, W) mask is an (H, W) one
+        if output_shape[1:] == per_position:
+            return "segmentation" if per_position else "multiclass"
     if _one_score(output_shape) and _drop_leading_one(output_shape) == _drop_leading_one(target_shape):
         return "binary"
     if output_shape == target_shape:
         return "multilabel"
     return None
+
+
+def _class_dim_dropped(target_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Class-index targets with a 1 where the output has its class dim ((N, 1) labels, (N, 1, H, W) masks) lose it."""
+    if len(target_shape) == len(output_shape) and target_shape[:1] == (1,):
+        return target_shape[1:]
+    return target_shape
 
 
 def _task_path(spec: Spec) -> tuple:
@@ -129,8 +138,9 @@ def check_metric_tasks(spec: Spec) -> None:
 def adapt_to_task(task: str, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Outputs and targets shaped and typed as the task's loss and metrics read them (shapes only: no sync).
 
-    - multiclass, segmentation: integer targets become int64 (masks are often uint8); float
-      targets shaped as the outputs are class probabilities and pass as they are.
+    - multiclass, segmentation: integer targets become int64 (masks are often uint8) and lose a
+      1 where the outputs have classes (`(N, 1)` labels, `(N, 1, H, W)` masks); float targets
+      shaped as the outputs are class probabilities and pass as they are.
     - binary: `(N, 1, ...)` outputs or targets lose the 1; 0/1 targets of any dtype become floats.
     - multilabel: `(N, L)` outputs and targets; targets become floats.
     - regression: a trailing 1 on either side goes, so `(N, 1)` outputs meet `(N,)` targets;
@@ -142,6 +152,9 @@ def adapt_to_task(task: str, outputs: torch.Tensor, targets: torch.Tensor) -> tu
         if targets.is_floating_point() and tgt == out:
             return outputs, targets
         expected = out[:1] + out[2:]
+        if outputs.ndim >= 2 and targets.ndim == outputs.ndim and tgt[1] == 1 and tgt[:1] + tgt[2:] == expected:
+            targets = targets.squeeze(1)  # (N, 1) class labels, (N, 1, H, W) masks
+            tgt = tuple(targets.shape)
         if outputs.ndim < 2 or tgt != expected or targets.is_floating_point() or targets.is_complex() \
                 or targets.dtype == torch.bool:
             want = f"integer class targets of shape {list(expected)}" if outputs.ndim >= 2 else "class scores (N, C, ...)"
