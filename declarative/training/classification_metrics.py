@@ -178,7 +178,9 @@ class Accuracy(_ConfusionMetric):
             raise ValueError(f"top_k={self.top_k} is more than the {outputs.shape[1]} classes the model outputs")
         if targets.is_floating_point():
             targets = targets.argmax(dim=1)
-        counted = targets != self.ignore_index if self.ignore_index is not None else torch.ones_like(targets, dtype=torch.bool)
+        counted = (targets >= 0) & (targets < outputs.shape[1])  # as in the confusion matrix: -100, 255 count nowhere
+        if self.ignore_index is not None:
+            counted &= targets != self.ignore_index
         hits = (outputs.topk(self.top_k, dim=1).indices == targets.unsqueeze(1)).any(dim=1) & counted
         self.correct += hits.sum()
         self.total += counted.sum()
