@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from declarative.errors import SpecError
 from declarative.spec.config import Component, Spec
 
 __all__ = ["TASKS", "DEFAULT_LOSS", "DEFAULT_METRICS", "task_from_loss", "task_from_data", "resolve_task",
@@ -58,9 +59,9 @@ def _drop_leading_one(shape: tuple[int, ...]) -> tuple[int, ...]:
 def task_from_data(output_shape: tuple[int, ...], target_shape: tuple[int, ...], dtype: torch.dtype) -> str | None:
     """The task that one sample's output and target shapes and the target dtype imply, or None.
 
-    Float targets → regression. Integer targets with one class score more than the output per
-    position → multiclass (one target per sample) or segmentation (one per pixel). 0/1 (integer or
-    bool) targets as many as the outputs → binary (one score per sample or pixel) or multilabel.
+    Float targets → regression. Integer targets shaped as the output without its first (class)
+    dim → multiclass (one target per sample) or segmentation (one per pixel). Integer or bool
+    targets shaped as the output → binary (one score per sample or pixel) or multilabel.
     """
     if dtype.is_floating_point:
         return "regression"
@@ -130,8 +131,6 @@ def check_metric_tasks(spec: Spec) -> None:
             problems.append(spec.problem(("metrics", index), f"metric '{name}' is for {', '.join(tasks)} "
                                                              f"outputs, but this run's task is {spec.task}"))
     if problems:
-        from declarative.errors import SpecError
-
         raise SpecError(problems)
 
 
