@@ -205,3 +205,69 @@ def test_synthetic_targets_are_learnable(task, loss):
 def test_synthetic_segmentation_needs_image_shaped_samples(tmp_path):
     spec = make_spec(tmp_path, "source: {Synthetic: {shape: [20], task: segmentation}}", input="[20]")
     assert data_error(spec).startswith(location(spec, "[20]"))
+
+
+# --------------------------------------------------------------------------- ImageFolder
+
+def write_image_folder(root: Path, sizes: dict[str, list[tuple[int, int]]], seed: int = 0) -> dict[str, np.ndarray]:
+    """PNG files root/<class>/<i>.png of the given (width, height) sizes; returns each file's RGB pixels (H, W, C)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = {}
+    for label, class_sizes in sizes.items():
+        (root / label).mkdir(parents=True)
+        for i, (width, height) in enumerate(class_sizes):
+            array = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+            Image.fromarray(array).save(root / label / f"{i}.png")
+            pixels[f"{label}/{i}.png"] = array
+    return pixels
+
+
+def test_image_folder_classes_are_the_sorted_folder_names(tmp_path):
+    pixels = write_image_folder(tmp_path / "pets", {"dog": [(6, 4)] * 2, "cat": [(6, 4)] * 3, "emu": [(6, 4)]})
+    spec = make_spec(tmp_path, "source: {ImageFolder: {root: pets}}", input="[3, 4, 6]")
+    data = build_data(spec)
+    assert data.train.targets.tolist() == [0, 0, 0, 1, 1, 2]  # cat, dog, emu
+    assert torch.equal(data.train.inputs[3], torch.from_numpy(pixels["dog/0.png"]).permute(2, 0, 1))
+
+
+def test_image_folder_of_mixed_sizes_names_two_files_and_suggests_a_resize(tmp_path):
+    write_image_folder(tmp_path / "pets", {"cat": [(6, 4)], "dog": [(6, 4), (5, 7)]})
+    spec = make_spec(tmp_path, "source: {ImageFolder: {root: pets}}", input="[3, 4, 6]")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "pets"))
+    assert "cat/0.png is 3×4×6 but dog/1.png is 3×7×5" in message and "Resize" in message
+
+
+def test_a_leading_resize_makes_mixed_size_images_one_size(tmp_path):
+    write_image_folder(tmp_path / "pets", {"cat": [(6, 4), (9, 9)], "dog": [(5, 7)]})
+    spec = make_spec(tmp_path, "source: {ImageFolder: {root: pets}}\ntransforms:\n  - Resize: {size: [8, 8]}\n"
+                               "  - ToDtype: {dtype: float32, scale: true}", input="[3, 8, 8]")
+    data = build_data(spec)
+    assert data.train.inputs.shape == (3, 3, 8, 8) and data.train.inputs.dtype == torch.uint8
+    batch, _ = next(iter(data.train))
+    assert batch.shape == (3, 3, 8, 8) and batch.dtype == torch.float32
+
+
+def test_image_folder_gives_a_lazy_per_sample_dataset_and_its_size(tmp_path):
+    pixels = write_image_folder(tmp_path / "pets", {"cat": [(6, 4)] * 2, "dog": [(6, 4)]})
+    source = SOURCES["ImageFolder"].build({"root": str(tmp_path / "pets")})
+    dataset = source.dataset("train")
+    image, target = dataset[2]
+    assert torch.equal(image, torch.from_numpy(pixels["dog/0.png"]).permute(2, 0, 1)) and target.item() == 1
+    assert source.nbytes("train") == 3 * 3 * 4 * 6
+
+
+def test_a_broken_image_file_is_named(tmp_path):
+    write_image_folder(tmp_path / "pets", {"cat": [(6, 4)], "dog": [(6, 4)]})
+    (tmp_path / "pets" / "dog" / "1.png").write_bytes(b"not a png at all")
+    spec = make_spec(tmp_path, "source: {ImageFolder: {root: pets}}", input="[3, 4, 6]")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "pets")) and "dog/1.png is not an image file" in message
+
+
+def test_image_folder_without_class_folders_says_what_it_reads(tmp_path):
+    (tmp_path / "flat").mkdir()
+    spec = make_spec(tmp_path, "source: {ImageFolder: {root: flat}}", input="[3, 4, 6]")
+    assert "root/<class>/<image>" in data_error(spec)
