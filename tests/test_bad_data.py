@@ -58,3 +58,33 @@ def test_a_data_file_that_is_missing_or_of_another_format_is_a_located_error(tmp
     spec = write_spec(tmp_path, mlp_text(name))
     error = run_fails(spec, name)
     assert name in error and expected in error, error
+
+
+def tabular_spec(folder: Path, source: str, input: int = 3) -> Path:
+    text = mlp_text("unused").replace("{ArrayFile: {path: unused}}", source).replace("[1, 8, 8]", f"[{input}]")
+    return write_spec(folder, text.replace("transforms: [{ToDtype: {dtype: float32}}]", "transforms: []"))
+
+
+def test_csv_column_that_does_not_exist(tmp_path):
+    (tmp_path / "flowers.csv").write_text("petal,sepal,species\n" + "1.5,2.5,setosa\n" * 20)
+    spec = tabular_spec(tmp_path, "{CSV: {path: flowers.csv, targets: spcies}}", input=2)
+    error = run_fails(spec, "spcies")
+    assert "flowers.csv has no column 'spcies' — did you mean 'species'? (its columns: petal, sepal, species)" in error
+
+
+def test_csv_with_a_short_row(tmp_path):
+    (tmp_path / "flowers.csv").write_text("petal,sepal,species\n" + "1.5,2.5,setosa\n" * 5 + "1.5,setosa\n")
+    spec = tabular_spec(tmp_path, "{CSV: {path: flowers.csv, targets: species}}", input=2)
+    assert "flowers.csv:7: 2 fields, but the header has 3 columns" in run_fails(spec, "flowers.csv")
+
+
+def test_images_of_mixed_sizes_without_a_resize(tmp_path):
+    for label, size in (("cat", (8, 8)), ("dog", (8, 6))):
+        (tmp_path / "pets" / label).mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGB", size).save(tmp_path / "pets" / label / f"{i}.png")
+    text = mlp_text("unused").replace("{ArrayFile: {path: unused}}", "{ImageFolder: {root: pets}}")
+    spec = write_spec(tmp_path, text.replace("[1, 8, 8]", "[3, 8, 8]"))
+    error = run_fails(spec, "pets")
+    assert "ImageFolder images differ in size: cat/0.png is 3×8×8 but dog/0.png is 3×6×8 (C×H×W)" in error, error
+    assert "start data.transforms with a Resize or CenterCrop" in error

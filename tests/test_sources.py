@@ -271,3 +271,76 @@ def test_image_folder_without_class_folders_says_what_it_reads(tmp_path):
     (tmp_path / "flat").mkdir()
     spec = make_spec(tmp_path, "source: {ImageFolder: {root: flat}}", input="[3, 4, 6]")
     assert "root/<class>/<image>" in data_error(spec)
+
+
+# --------------------------------------------------------------------------- CSV
+
+IRIS = """\
+sepal_length,sepal_width,colour,species
+5.1,3.5,red,setosa
+4.9,3.0,blue,setosa
+6.3,3.3,red,virginica
+5.8,2.7,green,versicolor
+"""
+
+
+def csv_spec(tmp_path, text: str, source: str, input: str = "[5]"):
+    (tmp_path / "table.csv").write_text(text)
+    return make_spec(tmp_path, f"source: {{CSV: {{path: table.csv, {source}}}}}", input=input)
+
+
+def test_csv_one_hot_encodes_word_columns_and_numbers_sorted_word_targets(tmp_path):
+    spec = csv_spec(tmp_path, IRIS, "targets: species")
+    data = build_data(spec)
+    # sepal_length, sepal_width, then colour one-hot over blue, green, red
+    assert torch.allclose(data.train.inputs[:2], torch.tensor([[5.1, 3.5, 0, 0, 1], [4.9, 3.0, 1, 0, 0]]))
+    assert data.train.inputs.dtype == torch.float32
+    assert data.train.targets.tolist() == [0, 0, 2, 1]  # setosa, versicolor, virginica
+
+
+def test_csv_whole_number_target_is_class_indices_and_fractions_are_regression(tmp_path):
+    text = "a,b,label,price\n1,2,3,0.5\n4,5,0,1.25\n"
+    data = build_data(csv_spec(tmp_path, text, "targets: label, inputs: [a, b]", input="[2]"))
+    assert data.train.targets.tolist() == [3, 0] and data.train.targets.dtype == torch.int64
+    data = build_data(csv_spec(tmp_path, text, "targets: price, inputs: [a, b]", input="[2]"))
+    assert data.train.targets.tolist() == [[0.5], [1.25]] and data.train.targets.dtype == torch.float32
+
+
+def test_csv_several_target_columns_give_float_multi_label_targets(tmp_path):
+    text = "x,cat,dog\n0.5,1,0\n0.25,1,1\n"
+    data = build_data(csv_spec(tmp_path, text, "targets: [cat, dog]", input="[1]"))
+    assert data.train.targets.tolist() == [[1.0, 0.0], [1.0, 1.0]] and data.train.inputs.tolist() == [[0.5], [0.25]]
+
+
+def test_csv_categorical_lists_number_columns_that_hold_categories(tmp_path):
+    text = "zip,size,grade\n10115,1.5,1\n80331,2.5,10\n10115,3.5,2\n"
+    data = build_data(csv_spec(tmp_path, text, "targets: grade, categorical: [zip, grade]", input="[3]"))
+    assert data.train.inputs.tolist() == [[1, 0, 1.5], [0, 1, 2.5], [1, 0, 3.5]]
+    assert data.train.targets.tolist() == [0, 2, 1]  # grades 1, 10, 2 numbered in numeric order
+
+
+def test_csv_column_that_does_not_exist_suggests_the_real_ones(tmp_path):
+    spec = csv_spec(tmp_path, IRIS, "targets: specis")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "specis"))
+    assert "table.csv has no column 'specis' — did you mean 'species'?" in message
+    assert "(its columns: sepal_length, sepal_width, colour, species)" in message
+
+
+def test_csv_value_that_is_not_a_number_names_its_line_and_column(tmp_path):
+    spec = csv_spec(tmp_path, IRIS.replace("6.3,3.3", "6.3,3.e"), "targets: species")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "table.csv"))
+    assert "table.csv:4: column 'sepal_width' has '3.e', not a number" in message
+
+
+@pytest.mark.parametrize("text, expected", [
+    (IRIS.replace("4.9,3.0,blue,setosa", "4.9,3.0,blue"), "table.csv:3: 3 fields, but the header has 4 columns"),
+    ("", "table.csv is empty"),
+    ("a,b\n", "table.csv has a header but no rows"),
+    ("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "table.csv is not a CSV file"),
+])
+def test_broken_csv_is_a_located_error(tmp_path, text, expected):
+    spec = csv_spec(tmp_path, text, "targets: species")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "table.csv")) and expected in message, message
