@@ -344,3 +344,24 @@ def test_broken_csv_is_a_located_error(tmp_path, text, expected):
     spec = csv_spec(tmp_path, text, "targets: species")
     message = data_error(spec)
     assert message.startswith(location(spec, "table.csv")) and expected in message, message
+
+
+# --------------------------------------------------------------------------- .npy
+
+def test_array_file_reads_an_inputs_npy_and_its_targets_npy(tmp_path):
+    inputs = np.arange(2 * 64, dtype=np.float32).reshape(2, 1, 8, 8)
+    np.save(tmp_path / "x.npy", inputs)
+    np.save(tmp_path / "labels.npy", np.array([3, 1]))
+    data = build_data(make_spec(tmp_path, "source: {ArrayFile: {path: x.npy, targets: labels.npy}}"))
+    assert torch.equal(data.train.inputs, torch.from_numpy(inputs)) and data.train.targets.tolist() == [3, 1]
+
+
+def test_npy_targets_that_are_missing_or_pickled_are_located_errors(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 8, 8), dtype=np.float32))
+    spec = make_spec(tmp_path, "source: {ArrayFile: {path: x.npy}}")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "{path: x.npy}")) and f"no such file: {tmp_path / 'targets.npy'}" in message
+    np.save(tmp_path / "labels.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    spec = make_spec(tmp_path, "source: {ArrayFile: {path: x.npy, targets: labels}}", seed=1)
+    message = data_error(spec)
+    assert message.startswith(location(spec, "labels}")) and "labels.npy is not a readable numeric .npy" in message

@@ -73,14 +73,16 @@ class Source:
 # --------------------------------------------------------------------------- array files
 
 class ArrayFile(Source):
-    """Inputs and targets arrays from a .npz file (numpy.savez) or a .pt dict of tensors: split train.
+    """Inputs and targets arrays from a .npz file (numpy.savez), a .pt dict of tensors or two .npy files: split train.
 
     Args:
-        path: The file, relative to the spec's folder. ``.npz`` is read with
+        path: The file, relative to the spec's folder. ``.npz`` and ``.npy`` are read with
             ``numpy.load(allow_pickle=False)``, ``.pt`` with ``torch.load(weights_only=True)``:
-            neither runs code from the file.
+            none runs code from the file. A ``.npy`` file holds the inputs array alone.
         inputs: Name of the inputs array, shape (N, *sample). Default: ``inputs``.
         targets: Name of the targets array, shape (N,) for class indices. Default: ``targets``.
+            With a ``.npy`` path: the targets' ``.npy`` file, in the same folder as ``path``
+            (``targets`` alone means ``targets.npy``).
     """
 
     def __init__(self, path: str, inputs: str = "inputs", targets: str = "targets"):
@@ -100,9 +102,15 @@ class ArrayFile(Source):
             names, arrays = _read_npz(file, wanted)
         elif suffix in (".pt", ".pth"):
             names, arrays = _read_pt(file)
+        elif suffix == ".npy":
+            targets = file.parent / (self.targets if self.targets.endswith(".npy") else f"{self.targets}.npy")
+            if not targets.is_file():
+                raise SourceError(f"no such file: {targets} (the targets of {file.name}); set `targets:` to the "
+                                  f".npy file of the targets, next to {file.name}", "targets")
+            return TensorSplit(_read_npy(file, "path"), _read_npy(targets, "targets"))
         else:
-            raise SourceError(f"{file.name}: ArrayFile reads .npz (numpy.savez) or .pt (torch.save of a dict "
-                              f"of tensors) files, not '{suffix or 'no suffix'}'", "path")
+            raise SourceError(f"{file.name}: ArrayFile reads .npz (numpy.savez), .npy (numpy.save) or .pt "
+                              f"(torch.save of a dict of tensors) files, not '{suffix or 'no suffix'}'", "path")
         for argument, name in zip(("inputs", "targets"), wanted):
             if name not in arrays:
                 has = ", ".join(f"'{n}'" for n in names) or "none"
@@ -138,14 +146,28 @@ def _read_npz(file: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str,
         return list(loaded.files), arrays
 
 
-def _tensor(array: np.ndarray, file: Path, name: str) -> torch.Tensor:
+def _read_npy(file: Path, argument: str) -> torch.Tensor:
+    """One array from a .npy file (numpy.save), never unpickling objects."""
+    with open(file, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        why = "it is a .npz archive: name it .npz" if magic.startswith(b"PK") else "a file written by numpy.save"
+        raise SourceError(f"{file.name} is not a .npy file ({why})", argument)
+    try:
+        array = np.load(file, allow_pickle=False)
+    except ValueError as exc:  # object arrays need pickle, which is never allowed; a truncated file
+        raise SourceError(f"{file.name} is not a readable numeric .npy file ({exc})", argument) from None
+    return _tensor(array, file, file.stem, argument)
+
+
+def _tensor(array: np.ndarray, file: Path, name: str, argument: str = "path") -> torch.Tensor:
     if not array.dtype.isnative:  # torch holds native byte order only
         array = array.astype(array.dtype.newbyteorder("="))
     try:
         return torch.from_numpy(np.ascontiguousarray(array))
     except TypeError:
         raise SourceError(f"{file.name}: array '{name}' has dtype {array.dtype}, which torch cannot hold; "
-                          f"store numbers", "path") from None
+                          f"store numbers", argument) from None
 
 
 def _read_pt(file: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
