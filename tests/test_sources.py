@@ -365,3 +365,57 @@ def test_npy_targets_that_are_missing_or_pickled_are_located_errors(tmp_path):
     spec = make_spec(tmp_path, "source: {ArrayFile: {path: x.npy, targets: labels}}", seed=1)
     message = data_error(spec)
     assert message.startswith(location(spec, "labels}")) and "labels.npy is not a readable numeric .npy" in message
+
+
+# --------------------------------------------------------------------------- other torchvision data sets
+
+def test_fakedata_is_read_sample_by_sample_from_pil_images(tmp_path):
+    from torchvision import datasets
+    from torchvision.transforms.v2 import functional as TF
+
+    spec = make_spec(tmp_path, "source: {FakeData: {size: 6, image_size: [3, 5, 7], num_classes: 4}}",
+                     input="[3, 5, 7]")
+    data = build_data(spec)
+    reference = datasets.FakeData(size=6, image_size=(3, 5, 7), num_classes=4)
+    assert data.train.inputs.dtype == torch.uint8 and data.train.inputs.shape == (6, 3, 5, 7)
+    for i in range(6):
+        image, target = reference[i]
+        assert torch.equal(data.train.inputs[i], TF.pil_to_tensor(image)) and data.train.targets[i] == target
+
+
+def write_usps(root: Path, split: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """USPS as torchvision reads it: a bz2 LIBSVM file, labels 1-10, 256 pixel values in [-1, 1]."""
+    import bz2
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.uniform(-1, 1, size=(n, 256)).round(4)
+    labels = rng.integers(1, 11, size=n)
+    lines = [f"{label} " + " ".join(f"{j + 1}:{v}" for j, v in enumerate(row)) for label, row in zip(labels, pixels)]
+    root.mkdir(parents=True, exist_ok=True)
+    with bz2.open(root / ("usps.bz2" if split == "train" else "usps.t.bz2"), "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    return ((pixels + 1) / 2 * 255).astype(np.float32).astype(np.uint8).reshape(n, 1, 16, 16), labels - 1
+
+
+def test_usps_is_read_whole_from_the_arrays_torchvision_parses(tmp_path):
+    images, labels = write_usps(tmp_path / "usps", "train", 7)
+    write_usps(tmp_path / "usps", "test", 3, seed=1)
+    spec = make_spec(tmp_path, "source: {USPS: {root: usps}}\nval: {split: test}", input="[1, 16, 16]")
+    data = build_data(spec)
+    assert torch.equal(data.train.inputs, torch.from_numpy(images)) and data.train.targets.tolist() == labels.tolist()
+    assert len(data.val.inputs) == 3
+
+
+@pytest.mark.parametrize("name", ["USPS", "Flowers102", "SEMEION"])
+def test_absent_torchvision_data_names_the_root_and_download(tmp_path, name):
+    spec = make_spec(tmp_path, f"source: {{{name}: {{root: empty}}}}", input="[3, 8, 8]")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "empty"))
+    assert f"{name} files not found or not readable in {tmp_path / 'empty'}" in message
+    assert "set `download: true` to download them" in message
+
+
+def test_torchvision_split_arguments_are_splits_not_arguments():
+    assert "split" not in SOURCES["Flowers102"].params and "train" not in SOURCES["USPS"].params
+    assert SOURCES["OxfordIIITPet"].build({"root": "x"}).split_names == ("train", "test")
+    assert SOURCES["SEMEION"].params["download"].schema["default"] is False

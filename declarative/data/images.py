@@ -87,7 +87,7 @@ def _size_text(shape: tuple[int, ...]) -> str:
     return "×".join(map(str, shape))
 
 
-def stack_samples(dataset: Dataset, name: Callable[[int], str], what: str) -> TensorSplit:
+def stack_samples(dataset: Dataset, name: Callable[[int], str], what: str, threads: int = 1) -> TensorSplit:
     """All samples of a per-sample data set as one TensorSplit; samples of mixed sizes are a SourceError
     that names two of them (`name(i)`) with their sizes.
 
@@ -95,9 +95,14 @@ def stack_samples(dataset: Dataset, name: Callable[[int], str], what: str) -> Te
         dataset: Gives (input, target) tensors.
         name: How an error names sample i, e.g. its file.
         what: How an error names the source, e.g. ``ImageFolder``.
+        threads: Read this many samples at once; only for data sets whose reads are independent
+            (torchvision's FakeData, for one, reseeds the global RNG for every sample).
     """
-    with ThreadPoolExecutor(max_workers=8) as pool:  # PIL decodes with the GIL released
-        pairs = list(pool.map(dataset.__getitem__, range(len(dataset))))
+    if threads > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            pairs = list(pool.map(dataset.__getitem__, range(len(dataset))))
+    else:
+        pairs = [dataset[i] for i in range(len(dataset))]
     if not pairs:
         raise SourceError(f"{what} has no samples", "root")
     first = pairs[0][0].shape
@@ -156,7 +161,9 @@ class ImageFolder(Source):
 
     def load(self, split: str) -> TensorSplit:
         files = self.dataset(split)
-        return stack_samples(files, lambda i: str(Path(files.name(i)).relative_to(self.root)), "ImageFolder")
+        # Threads: PIL decodes with the GIL released, and each file is read on its own.
+        return stack_samples(files, lambda i: str(Path(files.name(i)).relative_to(self.root)), "ImageFolder",
+                             threads=8)
 
 
 SOURCES.add_class(ImageFolder)
