@@ -419,3 +419,16 @@ def test_torchvision_split_arguments_are_splits_not_arguments():
     assert "split" not in SOURCES["Flowers102"].params and "train" not in SOURCES["USPS"].params
     assert SOURCES["OxfordIIITPet"].build({"root": "x"}).split_names == ("train", "test")
     assert SOURCES["SEMEION"].params["download"].schema["default"] is False
+
+
+def test_the_smoke_spec_learns_its_synthetic_data(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    spec = Path(__file__).resolve().parents[1] / "specs" / "smoke.yaml"
+    result = subprocess.run([sys.executable, "-m", "declarative", "run", str(spec)], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "runs" / "smoke" / "version_0" / "results.json").read_text())
+    assert results["test"]["test/accuracy"] >= 0.9, results
