@@ -50,7 +50,6 @@ def test_labels_beyond_the_models_class_scores_name_the_layer(tmp_path):
 @pytest.mark.parametrize("name, write, expected", [
     ("missing.npz", None, "no such file"),
     ("picture.npz", lambda p: Image.new("RGB", (4, 4)).save(p, format="PNG"), "is not a .npz file"),
-    ("notes.pt", lambda p: p.write_text("just some text\n"), "is not a file written by torch.save"),
 ])
 def test_a_data_file_that_is_missing_or_of_another_format_is_a_located_error(tmp_path, name, write, expected):
     if write:
@@ -70,12 +69,6 @@ def test_csv_column_that_does_not_exist(tmp_path):
     spec = tabular_spec(tmp_path, "{CSV: {path: flowers.csv, targets: spcies}}", input=2)
     error = run_fails(spec, "spcies")
     assert "flowers.csv has no column 'spcies' — did you mean 'species'? (its columns: petal, sepal, species)" in error
-
-
-def test_csv_with_a_short_row(tmp_path):
-    (tmp_path / "flowers.csv").write_text("petal,sepal,species\n" + "1.5,2.5,setosa\n" * 5 + "1.5,setosa\n")
-    spec = tabular_spec(tmp_path, "{CSV: {path: flowers.csv, targets: species}}", input=2)
-    assert "flowers.csv:7: 2 fields, but the header has 3 columns" in run_fails(spec, "flowers.csv")
 
 
 def test_images_of_mixed_sizes_without_a_resize(tmp_path):
