@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from declarative.errors import SpecError
 from specs import mlp_text, write_spec
 
 
@@ -81,3 +82,18 @@ def test_images_of_mixed_sizes_without_a_resize(tmp_path):
     error = run_fails(spec, "pets")
     assert "ImageFolder images differ in size: cat/0.png is 3×8×8 but dog/0.png is 3×6×8 (C×H×W)" in error, error
     assert "start data.transforms with a Resize or CenterCrop" in error
+
+
+def test_a_largest_target_the_loss_ignores_is_not_an_error(tmp_path):
+    from declarative.data.targets import check_targets_fit_model
+    from declarative.model.builder import plan_model
+    from declarative.spec.config import spec_from_document
+    from declarative.spec.document import load_file
+
+    np.savez(tmp_path / "data.npz", inputs=np.zeros((4, 1, 8, 8), np.float32), targets=np.array([0, 255, 9, 1]))
+    text = mlp_text("data.npz").replace("loss: CrossEntropyLoss", "loss: {CrossEntropyLoss: {ignore_index: 255}}")
+    spec = spec_from_document(load_file(write_spec(tmp_path, text)))
+    check_targets_fit_model(spec, 256, plan_model(spec))  # 255 is ignored: nothing to report
+    spec = spec_from_document(load_file(write_spec(tmp_path, mlp_text("data.npz"))))
+    with pytest.raises(SpecError, match="the targets go up to 255 but the model gives 10 class scores"):
+        check_targets_fit_model(spec, 256, plan_model(spec))

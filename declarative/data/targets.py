@@ -40,8 +40,8 @@ def check_targets_fit_model(spec, num_classes: int | None, plan) -> None:
     if not output:
         return  # one score per sample: the loss itself reports the shape
     classes = output[0]
-    if num_classes <= classes:
-        return
+    if num_classes <= classes or spec.loss.kwargs.get("ignore_index") == num_classes - 1:
+        return  # a largest target the loss ignores (e.g. 255 around segmentation masks) says nothing
     index, node = _class_layer(plan, classes)
     argument = next((a for a in _WIDTH_ARGUMENTS if node.kwargs.get(a) == classes), None)
     name = node.component.name
