@@ -17,9 +17,11 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 from torchvision import datasets
+from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from declarative.data.sources import SOURCES, Source, SourceError, TensorSplit
+from declarative.data.transforms import TRANSFORMS
 
 __all__ = ["ImageFolder", "ImageFiles", "stack_samples", "leading_resize", "SIZE_TRANSFORMS"]
 
@@ -32,9 +34,6 @@ _PREFIX_TRANSFORMS = ("ToImage", *SIZE_TRANSFORMS)
 def leading_resize(spec) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The spec's leading ToImage/Resize/CenterCrop transforms, to run on each image as it is read;
     None when the transforms do not begin with a Resize or CenterCrop."""
-    from declarative.data.transforms import TRANSFORMS
-    from torchvision.transforms import v2
-
     prefix = []
     for component in spec.data.transforms:
         if component.name not in _PREFIX_TRANSFORMS:
