@@ -80,6 +80,19 @@ def test_missing_cifar_files_name_the_folder_and_download(tmp_path):
     assert "data_batch_1" in message and "download: true" in message
 
 
+def test_cifar_download_that_fails_is_located_at_download(tmp_path, monkeypatch):
+    from torchvision import datasets
+
+    def offline(self):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(datasets.CIFAR10, "download", offline)
+    spec = make_spec(tmp_path, "source:\n  CIFAR10:\n    root: data\n    download: true\n", input="[3, 32, 32]")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "true")) and "could not download CIFAR10" in message
+    assert "Name or service not known" in message and "data_batch_1" in message
+
+
 # --------------------------------------------------------------------------- SVHN
 
 def write_svhn(root: Path, splits=("train", "test"), n: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
