@@ -51,6 +51,7 @@ class RunResult:
 def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
     """Train a spec, validate it, test it when it has a test split; everything lands in a new run directory."""
     from declarative.data import build_data
+    from declarative.data.targets import check_targets_fit_model
     from declarative.model.builder import build_model, plan_model
 
     console = console or Console()
@@ -62,6 +63,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
         data = build_data(spec, accelerator.device)
         resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
                      target_dtype=data.target_dtype)  # before the run folder: its spec.yaml records the task
+        check_targets_fit_model(spec, data.num_classes, plan)
         trainer = Trainer(spec, accelerator=accelerator, precision=precision, callbacks=build_callbacks(spec),
                           console=console)
         model = trainer.prepare(model)
@@ -127,6 +129,7 @@ def _result(trainer: Trainer, run_dir: RunDir) -> RunResult:
 def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict[str, float]:
     """Test a checkpoint alone: its embedded spec rebuilds model and data; returns the `test/*` metrics."""
     from declarative.data import build_data
+    from declarative.data.targets import check_targets_fit_model
     from declarative.model.builder import build_model, plan_model
     from declarative.spec.validate import spec_from_data
 
@@ -146,6 +149,7 @@ def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict
         data = build_data(spec, accelerator.device)
         resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
                      target_dtype=data.target_dtype)  # a checkpoint's spec is resolved already: this only checks
+        check_targets_fit_model(spec, data.num_classes, plan)
         if data.test is None:
             raise SpecError(Problem(Location(str(path)), "its spec has no test split to test on — the spec needs "
                                                          "data.test, e.g. test: {fraction: 0.2}"))
