@@ -39,11 +39,14 @@ class Entry:
     def required(self) -> list[str]:
         return [p.name for p in self.params.values() if p.required and p.name not in self.inferred]
 
-    def kwargs_schema(self) -> dict:
+    def kwargs_schema(self, references: bool = False) -> dict:
+        properties = {name: p.schema for name, p in self.params.items()}
+        if references:
+            properties = {name: accept_reference(s) for name, s in properties.items()}
         schema: dict[str, Any] = {
             "x-entry": self.name,
             "type": "object" if self.required else ["object", "null"],
-            "properties": {name: p.schema for name, p in self.params.items()},
+            "properties": properties,
             "additionalProperties": False,
         }
         if self.doc:
@@ -60,6 +63,20 @@ class Entry:
             converted[key] = param.convert(value) if param.convert and value is not None else value
         converted.update(extra)
         return self.factory(**converted)
+
+
+REFERENCE_PATTERN = r"^\$\{\s*[A-Za-z_][A-Za-z0-9_.]*\s*\}$"
+REFERENCE = {"type": "string", "pattern": REFERENCE_PATTERN, "x-reference": True}
+
+
+def accept_reference(schema: dict) -> dict:
+    """A schema that also takes a `${name}` reference in place of the value, or of a list's items.
+    if/then/else keeps the errors about other values those of the original schema."""
+    if not schema or "$ref" in schema or allows(schema, "string"):
+        return schema
+    if schema.get("type") == "array" and "items" in schema:
+        schema = {**schema, "items": accept_reference(schema["items"])}
+    return {"if": {"type": "string"}, "then": REFERENCE, "else": schema}
 
 
 def _union_members(tp: Any) -> list[Any]:
@@ -148,9 +165,10 @@ def first_line(doc: str | None) -> str:
 class Registry:
     """Names → entries, for one kind of thing (layer, loss, optimizer, ...)."""
 
-    def __init__(self, kind: str, list_command: str | None = None):
+    def __init__(self, kind: str, list_command: str | None = None, references: bool = False):
         self.kind = kind
         self.list_command = list_command
+        self.references = references  # whether arguments may be `${name}` references (layers)
         self._entries: dict[str, Entry] = {}
 
     def add(self, entry: Entry) -> Entry:
@@ -227,7 +245,7 @@ class Registry:
                 "x-registry": self.kind,
                 "minProperties": 1,
                 "maxProperties": 1,
-                "properties": {e.name: e.kwargs_schema() for e in self.entries()},
+                "properties": {e.name: e.kwargs_schema(self.references) for e in self.entries()},
                 "additionalProperties": False,
             },
         }

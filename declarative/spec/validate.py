@@ -33,10 +33,23 @@ def committed_schema() -> dict:
 
 
 @functools.cache
-def _validator():
+def _validator(blocks: str = "{}"):
+    """The schema's validator, told the spec's blocks (as JSON, to be a cache key)."""
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(committed_schema())
+    from declarative.model.syntax import specialise
+
+    return Draft202012Validator(specialise(committed_schema(), json.loads(blocks)))
+
+
+def _blocks_key(data: dict) -> str:
+    model = data.get("model")
+    blocks = model.get("blocks") if isinstance(model, dict) else None
+    if not isinstance(blocks, dict):
+        return "{}"
+    params = {name: (b.get("params") if isinstance(b, dict) and isinstance(b.get("params"), dict) else {})
+              for name, b in blocks.items()}
+    return json.dumps({name: {"params": p} for name, p in params.items()}, sort_keys=True, default=str)
 
 
 def schema_problems(doc: Document) -> list[Problem]:
@@ -44,11 +57,14 @@ def schema_problems(doc: Document) -> list[Problem]:
 
     if not isinstance(doc.data, dict):
         return [doc.problem((), "a spec is a mapping of sections (data, model, loss, optimizer, ...)")]
-    validator = _validator()
+    from declarative.model.syntax import item_problems
+
+    validator = _validator(_blocks_key(doc.data))
     problems: list[Problem] = []
     for error in validator.iter_errors(doc.data):
         problems.extend(problems_from_error(error, doc, validator.schema))
     problems.extend(_scheduler_problems(doc))
+    problems.extend(item_problems(doc))
     return _ordered(problems)
 
 
