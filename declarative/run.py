@@ -50,14 +50,17 @@ class RunResult:
 def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
     """Train a spec, validate it, test it when it has a test split; everything lands in a new run directory."""
     from declarative.data import build_data
-    from declarative.model.builder import build_model
+    from declarative.data.targets import check_targets_fit_model
+    from declarative.model.builder import build_model, plan_model
 
     console = console or Console()
     accelerator = select_accelerator(spec)
     precision = select_precision(spec, accelerator)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
-        model = build_model(spec)  # seeded first: the same seed gives the same initial weights
+        plan = plan_model(spec)
+        model = build_model(spec, plan)  # seeded first: the same seed gives the same initial weights
         data = build_data(spec, accelerator.device)
+        check_targets_fit_model(spec, data.num_classes, plan)
         trainer = Trainer(spec, accelerator=accelerator, precision=precision, callbacks=build_callbacks(spec),
                           console=console)
         model = trainer.prepare(model)
@@ -123,7 +126,8 @@ def _result(trainer: Trainer, run_dir: RunDir) -> RunResult:
 def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict[str, float]:
     """Test a checkpoint alone: its embedded spec rebuilds model and data; returns the `test/*` metrics."""
     from declarative.data import build_data
-    from declarative.model.builder import build_model
+    from declarative.data.targets import check_targets_fit_model
+    from declarative.model.builder import build_model, plan_model
     from declarative.spec.validate import spec_from_data
 
     console = console or Console()
@@ -139,6 +143,7 @@ def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict
             raise SpecError(Problem(Location(str(path)), "its weights do not fit the model its spec builds: "
                                     + str(exc).strip().splitlines()[0])) from None
         data = build_data(spec, accelerator.device)
+        check_targets_fit_model(spec, data.num_classes, plan_model(spec))
         if data.test is None:
             raise SpecError(Problem(Location(str(path)), "its spec has no test split to test on — the spec needs "
                                                          "data.test, e.g. test: {fraction: 0.2}"))

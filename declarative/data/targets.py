@@ -1,0 +1,56 @@
+"""Where the data meets the model: class-index targets must fit the model's class scores.
+
+A target of 11 under ``CrossEntropyLoss`` with 10 class scores is a CUDA device-side assert (or an
+IndexError on the CPU) deep inside the first step; here it is a located error before training,
+naming the layer that sets the number of scores.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CLASS_INDEX_LOSSES", "check_targets_fit_model"]
+
+# Losses that take (N, C, ...) scores and (N, ...) class indices in [0, C).
+CLASS_INDEX_LOSSES = ("CrossEntropyLoss", "NLLLoss", "MultiMarginLoss", "MultiLabelMarginLoss")
+
+# The argument that sets how many outputs (channels, features) a layer gives.
+_WIDTH_ARGUMENTS = ("out_features", "out_channels", "num_classes", "hidden_size", "embed_dim")
+
+
+def _class_layer(plan, classes: int):
+    """The index and node of the layer that makes the `classes` scores: the first of the final run of
+    layers that all give that many (a Softmax after a Linear keeps the Linear's count)."""
+    index = len(plan.nodes) - 1
+    while index > 0 and plan.nodes[index - 1].output_shape[:1] == (classes,):
+        index -= 1
+    return index, plan.nodes[index]
+
+
+def check_targets_fit_model(spec, num_classes: int | None, plan) -> None:
+    """Integer targets under a class-index loss must be below the model's number of class scores.
+
+    Args:
+        spec: The typed spec (its loss and layers).
+        num_classes: Largest integer target + 1 over all splits (`DataModule.num_classes`); None for
+            float targets, which this does not check.
+        plan: The model's plan (`declarative.model.builder.plan_model`), for its output shape.
+    """
+    if num_classes is None or spec.loss.name not in CLASS_INDEX_LOSSES or not plan.nodes:
+        return
+    output = plan.output_shape
+    if not output:
+        return  # one score per sample: the loss itself reports the shape
+    classes = output[0]
+    if num_classes <= classes:
+        return
+    index, node = _class_layer(plan, classes)
+    argument = next((a for a in _WIDTH_ARGUMENTS if node.kwargs.get(a) == classes), None)
+    name = node.component.name
+    where = f"layer {index}, {name}" + (f" {argument}={classes}" if argument else f" giving {classes}")
+    message = (f"the targets go up to {num_classes - 1} but the model gives {classes} class scores ({where}); "
+               f"{spec.loss.name} needs class indices from 0 to {classes - 1}")
+    if argument:
+        message += f" — set {argument}: {num_classes}, or check the data's targets"
+    path = node.component.path
+    if argument in node.component.kwargs:
+        path = path + (name, argument)
+    raise spec.error(path, message)
