@@ -305,8 +305,16 @@ class _Planner:
             raise self.spec.error(path + ("times",), f"{label}: times must be an integer >= 1, got {times!r}")
         children, makers = [], []
         for r in range(times):
-            nodes, make, x = self.sequence(self._items(component.kwargs.get("layers"), path + ("layers",)), x, scope,
-                                           f"{dotted}.{r}.")
+            items = self._items(component.kwargs.get("layers"), path + ("layers",))
+            if len(items) == 1 and not items[0].wiring:  # one item: its copies are the repeat's items
+                node, x = self.item(items[0], [x], None, scope, f"{dotted}.{r}", f"layer {dotted}.{r} ({items[0].name})")
+                if not isinstance(x, torch.Tensor):
+                    raise self.spec.error(items[0].path, f"{label}: {items[0].name} returns a {type(x).__name__}, "
+                                                         "not a tensor")
+                node.output_shape = tuple(x.shape[1:])
+                nodes, make = [node], node.make
+            else:
+                nodes, make, x = self.sequence(items, x, scope, f"{dotted}.{r}.")
             children += nodes
             makers.append(make)
         return self._parent(component, children, dotted, lambda: Sequence([make() for make in makers])), x

@@ -85,6 +85,7 @@ class ModelConfig:
     layers: list[Component]
     blocks: dict[str, dict] = field(default_factory=dict)  # reusable blocks: name → {params, layers}
     data: Any = None  # the DataInfo that ${data.*} references and `auto` read, once resolved
+    skipped: bool = False  # validation could not read the data those values come from
 
 
 @dataclass
