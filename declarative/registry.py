@@ -71,12 +71,14 @@ REFERENCE = {"type": "string", "pattern": REFERENCE_PATTERN, "x-reference": True
 
 def accept_reference(schema: dict) -> dict:
     """A schema that also takes a `${name}` reference in place of the value, or of a list's items.
-    if/then/else keeps the errors about other values those of the original schema."""
+    if/then/else keeps the errors about any other value (a plain string too) those of the original schema."""
     if not schema or "$ref" in schema or allows(schema, "string"):
         return schema
     if schema.get("type") == "array" and "items" in schema:
         schema = {**schema, "items": accept_reference(schema["items"])}
-    return {"if": {"type": "string"}, "then": REFERENCE, "else": schema}
+    notes = {k: schema[k] for k in ("default", "description") if k in schema}  # at the top, for editors
+    rest = {k: v for k, v in schema.items() if k not in notes}
+    return {**notes, "if": {"type": "string", "pattern": REFERENCE_PATTERN}, "then": REFERENCE, "else": rest}
 
 
 def _union_members(tp: Any) -> list[Any]:

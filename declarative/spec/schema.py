@@ -79,8 +79,8 @@ def _split_schema(what: str) -> dict:
 
 def model_schema() -> dict:
     """model: input, reusable blocks, layers."""
-    from declarative.registry import REFERENCE
-    from declarative.model.syntax import BLOCK_NAME
+    from declarative.registry import REFERENCE, accept_reference
+    from declarative.model.syntax import BLOCK_NAME, NAME_PATTERN
 
     return {
         "type": "object",
@@ -92,9 +92,8 @@ def model_schema() -> dict:
                                "the data's.",
                 "default": "auto",
                 "if": {"type": "string"},
-                "then": {"anyOf": [{"const": "auto"}, REFERENCE]},
-                "else": {"type": "array", "minItems": 1, "items": {
-                    "if": {"type": "string"}, "then": REFERENCE, "else": {"type": "integer", "minimum": 1}}},
+                "then": {"anyOf": [{"enum": ["auto"]}, REFERENCE]},
+                "else": {"type": "array", "minItems": 1, "items": accept_reference({"type": "integer", "minimum": 1})},
             },
             "blocks": {
                 "description": "Reusable blocks: a name, its params with defaults (null: must be given) and "
@@ -106,7 +105,7 @@ def model_schema() -> dict:
                     "required": ["layers"],
                     "additionalProperties": False,
                     "properties": {
-                        "params": {"type": ["object", "null"],
+                        "params": {"type": ["object", "null"], "propertyNames": {"pattern": NAME_PATTERN},
                                    "description": "Parameter names and their defaults; null: no default."},
                         "layers": _ref("layer_list"),
                     },
@@ -134,7 +133,8 @@ def layer_item_schema(layers: Registry) -> dict:
         "output": {"description": "For a layer that returns a tuple: the element to keep (a list: nested).",
                    "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1}]},
     })
-    item["else"]["patternProperties"] = {BLOCK_NAME: {"type": ["object", "null"]}}
+    item["else"]["patternProperties"] = {BLOCK_NAME: {"type": ["object", "null"],
+                                                      "propertyNames": {"pattern": NAME_PATTERN}}}
     return item
 
 
