@@ -124,8 +124,9 @@ class _Planner:
             if name.startswith("data.") and name not in scope and not self.data_values:
                 raise self.spec.error(path, f"${{{name}}} is not a data value; there are "
                                             + ", ".join(f"${{{n}}}" for n in ("data.num_classes", "data.input_shape")))
-            hint = did_you_mean(name, list(scope))
-            known = ", ".join(f"${{{n}}}" for n in scope) or "none here"
+            known = [f"${{{n}}}" for n in scope]
+            hint = did_you_mean(f"${{{name}}}", known)
+            known = ", ".join(known) or "none here"
             raise self.spec.error(path, f"unknown reference ${{{name}}}" + (f" — {hint}" if hint else "")
                                   + f" (known: {known})")
         if isinstance(value, list):
