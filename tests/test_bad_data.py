@@ -50,7 +50,6 @@ def test_labels_beyond_the_models_class_scores_name_the_layer(tmp_path):
 @pytest.mark.parametrize("name, write, expected", [
     ("missing.npz", None, "no such file"),
     ("picture.npz", lambda p: Image.new("RGB", (4, 4)).save(p, format="PNG"), "is not a .npz file"),
-    ("notes.pt", lambda p: p.write_text("just some text\n"), "is not a file written by torch.save"),
 ])
 def test_a_data_file_that_is_missing_or_of_another_format_is_a_located_error(tmp_path, name, write, expected):
     if write:
@@ -58,3 +57,27 @@ def test_a_data_file_that_is_missing_or_of_another_format_is_a_located_error(tmp
     spec = write_spec(tmp_path, mlp_text(name))
     error = run_fails(spec, name)
     assert name in error and expected in error, error
+
+
+def tabular_spec(folder: Path, source: str, input: int = 3) -> Path:
+    text = mlp_text("unused").replace("{ArrayFile: {path: unused}}", source).replace("[1, 8, 8]", f"[{input}]")
+    return write_spec(folder, text.replace("transforms: [{ToDtype: {dtype: float32}}]", "transforms: []"))
+
+
+def test_csv_column_that_does_not_exist(tmp_path):
+    (tmp_path / "flowers.csv").write_text("petal,sepal,species\n" + "1.5,2.5,setosa\n" * 20)
+    spec = tabular_spec(tmp_path, "{CSV: {path: flowers.csv, targets: spcies}}", input=2)
+    error = run_fails(spec, "spcies")
+    assert "flowers.csv has no column 'spcies' — did you mean 'species'? (its columns: petal, sepal, species)" in error
+
+
+def test_images_of_mixed_sizes_without_a_resize(tmp_path):
+    for label, size in (("cat", (8, 8)), ("dog", (8, 6))):
+        (tmp_path / "pets" / label).mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGB", size).save(tmp_path / "pets" / label / f"{i}.png")
+    text = mlp_text("unused").replace("{ArrayFile: {path: unused}}", "{ImageFolder: {root: pets}}")
+    spec = write_spec(tmp_path, text.replace("[1, 8, 8]", "[3, 8, 8]"))
+    error = run_fails(spec, "pets")
+    assert "ImageFolder images differ in size: cat/0.png is 3×8×8 but dog/0.png is 3×6×8 (C×H×W)" in error, error
+    assert "start data.transforms with a Resize or CenterCrop" in error

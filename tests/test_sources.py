@@ -205,3 +205,230 @@ def test_synthetic_targets_are_learnable(task, loss):
 def test_synthetic_segmentation_needs_image_shaped_samples(tmp_path):
     spec = make_spec(tmp_path, "source: {Synthetic: {shape: [20], task: segmentation}}", input="[20]")
     assert data_error(spec).startswith(location(spec, "[20]"))
+
+
+# --------------------------------------------------------------------------- ImageFolder
+
+def write_image_folder(root: Path, sizes: dict[str, list[tuple[int, int]]], seed: int = 0) -> dict[str, np.ndarray]:
+    """PNG files root/<class>/<i>.png of the given (width, height) sizes; returns each file's RGB pixels (H, W, C)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = {}
+    for label, class_sizes in sizes.items():
+        (root / label).mkdir(parents=True)
+        for i, (width, height) in enumerate(class_sizes):
+            array = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+            Image.fromarray(array).save(root / label / f"{i}.png")
+            pixels[f"{label}/{i}.png"] = array
+    return pixels
+
+
+def test_image_folder_classes_are_the_sorted_folder_names(tmp_path):
+    pixels = write_image_folder(tmp_path / "pets", {"dog": [(6, 4)] * 2, "cat": [(6, 4)] * 3, "emu": [(6, 4)]})
+    spec = make_spec(tmp_path, "source: {ImageFolder: {root: pets}}", input="[3, 4, 6]")
+    data = build_data(spec)
+    assert data.train.targets.tolist() == [0, 0, 0, 1, 1, 2]  # cat, dog, emu
+    assert torch.equal(data.train.inputs[3], torch.from_numpy(pixels["dog/0.png"]).permute(2, 0, 1))
+
+
+def test_image_folder_of_mixed_sizes_names_two_files_and_suggests_a_resize(tmp_path):
+    write_image_folder(tmp_path / "pets", {"cat": [(6, 4)], "dog": [(6, 4), (5, 7)]})
+    spec = make_spec(tmp_path, "source: {ImageFolder: {root: pets}}", input="[3, 4, 6]")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "pets"))
+    assert "cat/0.png is 3×4×6 but dog/1.png is 3×7×5" in message and "Resize" in message
+
+
+def test_a_leading_resize_makes_mixed_size_images_one_size(tmp_path):
+    write_image_folder(tmp_path / "pets", {"cat": [(6, 4), (9, 9)], "dog": [(5, 7)]})
+    spec = make_spec(tmp_path, "source: {ImageFolder: {root: pets}}\ntransforms:\n  - Resize: {size: [8, 8]}\n"
+                               "  - ToDtype: {dtype: float32, scale: true}", input="[3, 8, 8]")
+    data = build_data(spec)
+    assert data.train.inputs.shape == (3, 3, 8, 8) and data.train.inputs.dtype == torch.uint8
+    batch, _ = next(iter(data.train))
+    assert batch.shape == (3, 3, 8, 8) and batch.dtype == torch.float32
+
+
+def test_image_folder_gives_a_lazy_per_sample_dataset_and_its_size(tmp_path):
+    pixels = write_image_folder(tmp_path / "pets", {"cat": [(6, 4)] * 2, "dog": [(6, 4)]})
+    source = SOURCES["ImageFolder"].build({"root": str(tmp_path / "pets")})
+    dataset = source.dataset("train")
+    image, target = dataset[2]
+    assert torch.equal(image, torch.from_numpy(pixels["dog/0.png"]).permute(2, 0, 1)) and target.item() == 1
+    assert source.nbytes("train") == 3 * 3 * 4 * 6
+
+
+def test_a_broken_image_file_is_named(tmp_path):
+    write_image_folder(tmp_path / "pets", {"cat": [(6, 4)], "dog": [(6, 4)]})
+    (tmp_path / "pets" / "dog" / "1.png").write_bytes(b"not a png at all")
+    spec = make_spec(tmp_path, "source: {ImageFolder: {root: pets}}", input="[3, 4, 6]")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "pets")) and "dog/1.png is not an image file" in message
+
+
+def test_image_folder_without_class_folders_says_what_it_reads(tmp_path):
+    (tmp_path / "flat").mkdir()
+    spec = make_spec(tmp_path, "source: {ImageFolder: {root: flat}}", input="[3, 4, 6]")
+    assert "root/<class>/<image>" in data_error(spec)
+
+
+# --------------------------------------------------------------------------- CSV
+
+IRIS = """\
+sepal_length,sepal_width,colour,species
+5.1,3.5,red,setosa
+4.9,3.0,blue,setosa
+6.3,3.3,red,virginica
+5.8,2.7,green,versicolor
+"""
+
+
+def csv_spec(tmp_path, text: str, source: str, input: str = "[5]"):
+    (tmp_path / "table.csv").write_text(text)
+    return make_spec(tmp_path, f"source: {{CSV: {{path: table.csv, {source}}}}}", input=input)
+
+
+def test_csv_one_hot_encodes_word_columns_and_numbers_sorted_word_targets(tmp_path):
+    spec = csv_spec(tmp_path, IRIS, "targets: species")
+    data = build_data(spec)
+    # sepal_length, sepal_width, then colour one-hot over blue, green, red
+    assert torch.allclose(data.train.inputs[:2], torch.tensor([[5.1, 3.5, 0, 0, 1], [4.9, 3.0, 1, 0, 0]]))
+    assert data.train.inputs.dtype == torch.float32
+    assert data.train.targets.tolist() == [0, 0, 2, 1]  # setosa, versicolor, virginica
+
+
+def test_csv_whole_number_target_is_class_indices_and_fractions_are_regression(tmp_path):
+    text = "a,b,label,price\n1,2,3,0.5\n4,5,0,1.25\n"
+    data = build_data(csv_spec(tmp_path, text, "targets: label, inputs: [a, b]", input="[2]"))
+    assert data.train.targets.tolist() == [3, 0] and data.train.targets.dtype == torch.int64
+    data = build_data(csv_spec(tmp_path, text, "targets: price, inputs: [a, b]", input="[2]"))
+    assert data.train.targets.tolist() == [[0.5], [1.25]] and data.train.targets.dtype == torch.float32
+
+
+def test_csv_several_target_columns_give_float_multi_label_targets(tmp_path):
+    text = "x,cat,dog\n0.5,1,0\n0.25,1,1\n"
+    data = build_data(csv_spec(tmp_path, text, "targets: [cat, dog]", input="[1]"))
+    assert data.train.targets.tolist() == [[1.0, 0.0], [1.0, 1.0]] and data.train.inputs.tolist() == [[0.5], [0.25]]
+
+
+def test_csv_categorical_lists_number_columns_that_hold_categories(tmp_path):
+    text = "zip,size,grade\n10115,1.5,1\n80331,2.5,10\n10115,3.5,2\n"
+    data = build_data(csv_spec(tmp_path, text, "targets: grade, categorical: [zip, grade]", input="[3]"))
+    assert data.train.inputs.tolist() == [[1, 0, 1.5], [0, 1, 2.5], [1, 0, 3.5]]
+    assert data.train.targets.tolist() == [0, 2, 1]  # grades 1, 10, 2 numbered in numeric order
+
+
+def test_csv_column_that_does_not_exist_suggests_the_real_ones(tmp_path):
+    spec = csv_spec(tmp_path, IRIS, "targets: specis")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "specis"))
+    assert "table.csv has no column 'specis' — did you mean 'species'?" in message
+    assert "(its columns: sepal_length, sepal_width, colour, species)" in message
+
+
+def test_csv_value_that_is_not_a_number_names_its_line_and_column(tmp_path):
+    spec = csv_spec(tmp_path, IRIS.replace("6.3,3.3", "6.3,3.e"), "targets: species")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "table.csv"))
+    assert "table.csv:4: column 'sepal_width' has '3.e', not a number" in message
+
+
+@pytest.mark.parametrize("text, expected", [
+    (IRIS.replace("4.9,3.0,blue,setosa", "4.9,3.0,blue"), "table.csv:3: 3 fields, but the header has 4 columns"),
+    ("", "table.csv is empty"),
+    ("a,b\n", "table.csv has a header but no rows"),
+    ("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "table.csv is not a CSV file"),
+])
+def test_broken_csv_is_a_located_error(tmp_path, text, expected):
+    spec = csv_spec(tmp_path, text, "targets: species")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "table.csv")) and expected in message, message
+
+
+# --------------------------------------------------------------------------- .npy
+
+def test_array_file_reads_an_inputs_npy_and_its_targets_npy(tmp_path):
+    inputs = np.arange(2 * 64, dtype=np.float32).reshape(2, 1, 8, 8)
+    np.save(tmp_path / "x.npy", inputs)
+    np.save(tmp_path / "labels.npy", np.array([3, 1]))
+    data = build_data(make_spec(tmp_path, "source: {ArrayFile: {path: x.npy, targets: labels.npy}}"))
+    assert torch.equal(data.train.inputs, torch.from_numpy(inputs)) and data.train.targets.tolist() == [3, 1]
+
+
+def test_npy_targets_that_are_missing_or_pickled_are_located_errors(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 8, 8), dtype=np.float32))
+    spec = make_spec(tmp_path, "source: {ArrayFile: {path: x.npy}}")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "{path: x.npy}")) and f"no such file: {tmp_path / 'targets.npy'}" in message
+    np.save(tmp_path / "labels.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    spec = make_spec(tmp_path, "source: {ArrayFile: {path: x.npy, targets: labels}}", seed=1)
+    message = data_error(spec)
+    assert message.startswith(location(spec, "labels}")) and "labels.npy is not a readable numeric .npy" in message
+
+
+# --------------------------------------------------------------------------- other torchvision data sets
+
+def test_fakedata_is_read_sample_by_sample_from_pil_images(tmp_path):
+    from torchvision import datasets
+    from torchvision.transforms.v2 import functional as TF
+
+    spec = make_spec(tmp_path, "source: {FakeData: {size: 6, image_size: [3, 5, 7], num_classes: 4}}",
+                     input="[3, 5, 7]")
+    data = build_data(spec)
+    reference = datasets.FakeData(size=6, image_size=(3, 5, 7), num_classes=4)
+    assert data.train.inputs.dtype == torch.uint8 and data.train.inputs.shape == (6, 3, 5, 7)
+    for i in range(6):
+        image, target = reference[i]
+        assert torch.equal(data.train.inputs[i], TF.pil_to_tensor(image)) and data.train.targets[i] == target
+
+
+def write_usps(root: Path, split: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """USPS as torchvision reads it: a bz2 LIBSVM file, labels 1-10, 256 pixel values in [-1, 1]."""
+    import bz2
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.uniform(-1, 1, size=(n, 256)).round(4)
+    labels = rng.integers(1, 11, size=n)
+    lines = [f"{label} " + " ".join(f"{j + 1}:{v}" for j, v in enumerate(row)) for label, row in zip(labels, pixels)]
+    root.mkdir(parents=True, exist_ok=True)
+    with bz2.open(root / ("usps.bz2" if split == "train" else "usps.t.bz2"), "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    return ((pixels + 1) / 2 * 255).astype(np.float32).astype(np.uint8).reshape(n, 1, 16, 16), labels - 1
+
+
+def test_usps_is_read_whole_from_the_arrays_torchvision_parses(tmp_path):
+    images, labels = write_usps(tmp_path / "usps", "train", 7)
+    write_usps(tmp_path / "usps", "test", 3, seed=1)
+    spec = make_spec(tmp_path, "source: {USPS: {root: usps}}\nval: {split: test}", input="[1, 16, 16]")
+    data = build_data(spec)
+    assert torch.equal(data.train.inputs, torch.from_numpy(images)) and data.train.targets.tolist() == labels.tolist()
+    assert len(data.val.inputs) == 3
+
+
+@pytest.mark.parametrize("name", ["USPS", "Flowers102", "SEMEION"])
+def test_absent_torchvision_data_names_the_root_and_download(tmp_path, name):
+    spec = make_spec(tmp_path, f"source: {{{name}: {{root: empty}}}}", input="[3, 8, 8]")
+    message = data_error(spec)
+    assert message.startswith(location(spec, "empty"))
+    assert f"{name} files not found or not readable in {tmp_path / 'empty'}" in message
+    assert "set `download: true` to download them" in message
+
+
+def test_torchvision_split_arguments_are_splits_not_arguments():
+    assert "split" not in SOURCES["Flowers102"].params and "train" not in SOURCES["USPS"].params
+    assert SOURCES["OxfordIIITPet"].build({"root": "x"}).split_names == ("train", "test")
+    assert SOURCES["SEMEION"].params["download"].schema["default"] is False
+
+
+def test_the_smoke_spec_learns_its_synthetic_data(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    spec = Path(__file__).resolve().parents[1] / "specs" / "smoke.yaml"
+    result = subprocess.run([sys.executable, "-m", "declarative", "run", str(spec)], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "runs" / "smoke" / "version_0" / "results.json").read_text())
+    assert results["test"]["test/accuracy"] >= 0.9, results

@@ -7,6 +7,7 @@ import io
 import math
 import sys
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -146,11 +147,11 @@ def test_sanity_validation_runs_before_training_and_is_not_logged(tmp_path, reco
 
 
 def test_broken_validation_fails_before_any_training_step(tmp_path, recorder):
-    write_data(tmp_path / "val.npz", n=8, max_target=7)  # class 7 of a 3-class model
+    # Class probabilities of the wrong shape: (8,) for a 3-class model's (8, 3) scores.
+    np.savez(tmp_path / "val.npz", inputs=np.zeros((8, 4), np.float32), targets=np.full(8, 0.5, np.float32))
     with pytest.raises(SpecError) as caught:
         run(tmp_path, "data.val={source: {ArrayFile: {path: val.npz}}}")
-    assert "validation fails in the sanity check" in str(caught.value)
-    assert "Target 7 is out of bounds" in str(caught.value)
+    assert "validation fails in the sanity check" in str(caught.value), caught.value
     assert recorder.count("on_train_batch_end") == 0
 
 

@@ -15,7 +15,7 @@ from declarative.data.batches import Batches
 from declarative.data.sources import SOURCES, Source, SourceError, TensorSplit
 from declarative.data.splits import SplitTensors, resolve_splits
 from declarative.data.transforms import TRANSFORMS, BatchTransform, build_transforms, probe_transforms
-from declarative.data import synthetic, vision  # noqa: F401  (each registers its sources in SOURCES)
+from declarative.data import images, synthetic, tabular, torchvision_sources, vision  # noqa: F401  (each registers its sources in SOURCES)
 
 __all__ = ["DataModule", "build_data", "check_model_input", "Batches", "Source", "SourceError", "TensorSplit",
            "SOURCES", "TRANSFORMS"]

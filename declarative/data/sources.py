@@ -73,14 +73,16 @@ class Source:
 # --------------------------------------------------------------------------- array files
 
 class ArrayFile(Source):
-    """Inputs and targets arrays from a .npz file (numpy.savez) or a .pt dict of tensors: split train.
+    """Inputs and targets arrays from a .npz file (numpy.savez), a .pt dict of tensors or two .npy files: split train.
 
     Args:
-        path: The file, relative to the spec's folder. ``.npz`` is read with
+        path: The file, relative to the spec's folder. ``.npz`` and ``.npy`` are read with
             ``numpy.load(allow_pickle=False)``, ``.pt`` with ``torch.load(weights_only=True)``:
-            neither runs code from the file.
+            none runs code from the file. A ``.npy`` file holds the inputs array alone.
         inputs: Name of the inputs array, shape (N, *sample). Default: ``inputs``.
         targets: Name of the targets array, shape (N,) for class indices. Default: ``targets``.
+            With a ``.npy`` path: the targets' ``.npy`` file, in the same folder as ``path``
+            (``targets`` alone means ``targets.npy``).
     """
 
     def __init__(self, path: str, inputs: str = "inputs", targets: str = "targets"):
@@ -100,9 +102,15 @@ class ArrayFile(Source):
             names, arrays = _read_npz(file, wanted)
         elif suffix in (".pt", ".pth"):
             names, arrays = _read_pt(file)
+        elif suffix == ".npy":
+            targets = file.parent / (self.targets if self.targets.endswith(".npy") else f"{self.targets}.npy")
+            if not targets.is_file():
+                raise SourceError(f"no such file: {targets} (the targets of {file.name}); set `targets:` to the "
+                                  f".npy file of the targets, next to {file.name}", "targets")
+            return TensorSplit(_read_npy(file, "path"), _read_npy(targets, "targets"))
         else:
-            raise SourceError(f"{file.name}: ArrayFile reads .npz (numpy.savez) or .pt (torch.save of a dict "
-                              f"of tensors) files, not '{suffix or 'no suffix'}'", "path")
+            raise SourceError(f"{file.name}: ArrayFile reads .npz (numpy.savez), .npy (numpy.save) or .pt "
+                              f"(torch.save of a dict of tensors) files, not '{suffix or 'no suffix'}'", "path")
         for argument, name in zip(("inputs", "targets"), wanted):
             if name not in arrays:
                 has = ", ".join(f"'{n}'" for n in names) or "none"
@@ -138,14 +146,28 @@ def _read_npz(file: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str,
         return list(loaded.files), arrays
 
 
-def _tensor(array: np.ndarray, file: Path, name: str) -> torch.Tensor:
+def _read_npy(file: Path, argument: str) -> torch.Tensor:
+    """One array from a .npy file (numpy.save), never unpickling objects."""
+    with open(file, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        why = "it is a .npz archive: name it .npz" if magic.startswith(b"PK") else "a file written by numpy.save"
+        raise SourceError(f"{file.name} is not a .npy file ({why})", argument)
+    try:
+        array = np.load(file, allow_pickle=False)
+    except ValueError as exc:  # object arrays need pickle, which is never allowed; a truncated file
+        raise SourceError(f"{file.name} is not a readable numeric .npy file ({exc})", argument) from None
+    return _tensor(array, file, file.stem, argument)
+
+
+def _tensor(array: np.ndarray, file: Path, name: str, argument: str = "path") -> torch.Tensor:
     if not array.dtype.isnative:  # torch holds native byte order only
         array = array.astype(array.dtype.newbyteorder("="))
     try:
         return torch.from_numpy(np.ascontiguousarray(array))
     except TypeError:
         raise SourceError(f"{file.name}: array '{name}' has dtype {array.dtype}, which torch cannot hold; "
-                          f"store numbers", "path") from None
+                          f"store numbers", argument) from None
 
 
 def _read_pt(file: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
@@ -175,7 +197,7 @@ class _IdxDataset(Source):
     """
 
     split_names = ("train", "test")
-    dataset: ClassVar[type[datasets.MNIST]]
+    torchvision_class: ClassVar[type[datasets.MNIST]]
 
     def __init__(self, root: str, download: bool = False):
         self.root = root
@@ -183,23 +205,23 @@ class _IdxDataset(Source):
 
     @property
     def raw_folder(self) -> Path:
-        return Path(self.root) / self.dataset.__name__ / "raw"
+        return Path(self.root) / self.torchvision_class.__name__ / "raw"
 
     def raw_files(self) -> list[str]:
         """The file names torchvision reads from `raw_folder`, for both splits."""
-        return [Path(name).stem for name, _ in self.dataset.resources]  # drop the .gz of the download
+        return [Path(name).stem for name, _ in self.torchvision_class.resources]  # drop the .gz of the download
 
     def dataset_kwargs(self) -> dict:
         return {}
 
     def load(self, split: str) -> TensorSplit:
-        name = self.dataset.__name__
+        name = self.torchvision_class.__name__
         missing = [f for f in self.raw_files() if not (self.raw_folder / f).is_file()]
         if missing and not self.download:
             raise SourceError(f"{name} files not found in {self.raw_folder} (missing: {', '.join(missing)}); "
                               f"set `download: true` to download them, or put the files there", "root")
         try:
-            data = self.dataset(self.root, train=split == "train", download=bool(missing), **self.dataset_kwargs())
+            data = self.torchvision_class(self.root, train=split == "train", download=bool(missing), **self.dataset_kwargs())
         except (AssertionError, TypeError, ValueError, RuntimeError, KeyError, IndexError, OSError, EOFError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             if missing:
@@ -217,28 +239,28 @@ class _IdxDataset(Source):
 class MNIST(_IdxDataset):
     """The MNIST handwritten digits (torchvision.datasets.MNIST): splits train and test."""
 
-    dataset = datasets.MNIST
+    torchvision_class = datasets.MNIST
 
 
 class FashionMNIST(_IdxDataset):
     """Fashion-MNIST clothing images (torchvision.datasets.FashionMNIST): splits train and test."""
 
-    dataset = datasets.FashionMNIST
+    torchvision_class = datasets.FashionMNIST
 
 
 class KMNIST(_IdxDataset):
     """Kuzushiji-MNIST cursive Japanese characters (torchvision.datasets.KMNIST): splits train and test."""
 
-    dataset = datasets.KMNIST
+    torchvision_class = datasets.KMNIST
 
 
 class QMNIST(_IdxDataset):
     """QMNIST, MNIST with its 60k lost test digits restored (torchvision.datasets.QMNIST): splits train and test."""
 
-    dataset = datasets.QMNIST
+    torchvision_class = datasets.QMNIST
 
     def raw_files(self) -> list[str]:
-        urls = [url for part in ("train", "test") for url, _ in self.dataset.resources[part]]
+        urls = [url for part in ("train", "test") for url, _ in self.torchvision_class.resources[part]]
         return [Path(url).stem for url in urls]
 
     def class_targets(self, targets: torch.Tensor) -> torch.Tensor:
@@ -257,7 +279,7 @@ class EMNIST(_IdxDataset):
         download: Download the files when they are missing.
     """
 
-    dataset = datasets.EMNIST
+    torchvision_class = datasets.EMNIST
 
     def __init__(self, root: str, split: EMNISTSplit, download: bool = False):
         super().__init__(root, download)

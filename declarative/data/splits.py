@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from declarative.data.images import leading_resize
 from declarative.data.sources import SOURCES, Source, SourceError, TensorSplit
 from declarative.errors import did_you_mean
 from declarative.registry import Registry
@@ -53,7 +54,10 @@ class _Loader:
 
     def source(self, component: Component) -> Source:
         if component.path not in self._sources:
-            self._sources[component.path] = open_source(self.spec, component)
+            source = open_source(self.spec, component)
+            if hasattr(source, "resize"):  # images read one by one: a leading Resize makes them one size
+                source.resize = leading_resize(self.spec)
+            self._sources[component.path] = source
         return self._sources[component.path]
 
     def default_split(self, component: Component) -> str:

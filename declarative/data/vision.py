@@ -31,7 +31,7 @@ __all__ = ["CIFAR10", "CIFAR100", "SVHN", "STL10"]
 class _Downloaded(Source):
     """A torchvision data set whose files sit under `root`; torchvision downloads them on request."""
 
-    dataset: ClassVar[type]
+    torchvision_class: ClassVar[type]
 
     def __init__(self, root: str, download: bool = False):
         self.root = root
@@ -48,7 +48,7 @@ class _Downloaded(Source):
 
     def fetch(self, split: str) -> None:
         """Download the split's files with torchvision's class (it verifies the archive's md5)."""
-        self.dataset(self.root, download=True)
+        self.torchvision_class(self.root, download=True)
 
     def read(self, split: str) -> TensorSplit:
         raise NotImplementedError
@@ -115,18 +115,18 @@ class CIFAR10(_Downloaded):
     """
 
     split_names = ("train", "test")
-    dataset = datasets.CIFAR10
+    torchvision_class = datasets.CIFAR10
     label_key = "labels"
 
     @property
     def folder(self) -> Path:
-        return Path(self.root) / self.dataset.base_folder
+        return Path(self.root) / self.torchvision_class.base_folder
 
     def files(self, split: str) -> list[str]:
-        return [name for name, _ in (self.dataset.train_list if split == "train" else self.dataset.test_list)]
+        return [name for name, _ in (self.torchvision_class.train_list if split == "train" else self.torchvision_class.test_list)]
 
     def fetch(self, split: str) -> None:
-        self.dataset(self.root, train=split == "train", download=True)
+        self.torchvision_class(self.root, train=split == "train", download=True)
 
     def read(self, split: str) -> TensorSplit:
         images, labels = [], []
@@ -150,7 +150,7 @@ class CIFAR100(CIFAR10):
         download: Download and extract the archive when files are missing.
     """
 
-    dataset = datasets.CIFAR100
+    torchvision_class = datasets.CIFAR100
     label_key = "fine_labels"
 
 
@@ -168,13 +168,13 @@ class SVHN(_Downloaded):
     """
 
     split_names = ("train", "test", "extra")
-    dataset = datasets.SVHN
+    torchvision_class = datasets.SVHN
 
     def files(self, split: str) -> list[str]:
-        return [self.dataset.split_list[split][1]]
+        return [self.torchvision_class.split_list[split][1]]
 
     def fetch(self, split: str) -> None:
-        self.dataset(self.root, split=split, download=True)
+        self.torchvision_class(self.root, split=split, download=True)
 
     def read(self, split: str) -> TensorSplit:
         try:
@@ -206,7 +206,7 @@ class STL10(_Downloaded):
     """
 
     split_names = ("train", "test")
-    dataset = datasets.STL10
+    torchvision_class = datasets.STL10
 
     def __init__(self, root: str, folds: int | None = None, download: bool = False):
         super().__init__(root, download)
@@ -216,16 +216,16 @@ class STL10(_Downloaded):
 
     @property
     def folder(self) -> Path:
-        return Path(self.root) / self.dataset.base_folder
+        return Path(self.root) / self.torchvision_class.base_folder
 
     def files(self, split: str) -> list[str]:
         names = [f"{split}_X.bin", f"{split}_y.bin"]  # images and labels, as torchvision names them
         if split == "train" and self.folds is not None:
-            names.append(self.dataset.folds_list_file)
+            names.append(self.torchvision_class.folds_list_file)
         return names
 
     def fetch(self, split: str) -> None:
-        self.dataset(self.root, split=split, download=True)
+        self.torchvision_class(self.root, split=split, download=True)
 
     def read(self, split: str) -> TensorSplit:
         images_file, labels_file = self.files(split)[:2]
@@ -236,9 +236,9 @@ class STL10(_Downloaded):
         images = np.ascontiguousarray(images.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2))
         labels = np.fromfile(self.folder / labels_file, dtype=np.uint8).astype(np.int64) - 1  # files count from 1
         if split == "train" and self.folds is not None:
-            lines = (self.folder / self.dataset.folds_list_file).read_text().splitlines()
+            lines = (self.folder / self.torchvision_class.folds_list_file).read_text().splitlines()
             if self.folds >= len(lines):
-                raise SourceError(f"{self.dataset.folds_list_file} has {len(lines)} folds, so there is no fold "
+                raise SourceError(f"{self.torchvision_class.folds_list_file} has {len(lines)} folds, so there is no fold "
                                   f"{self.folds}", "folds")
             index = np.array(lines[self.folds].split(), dtype=np.int64)
             images, labels = images[index], labels[index]
