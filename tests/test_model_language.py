@@ -222,8 +222,11 @@ def test_torch_functions_keep_torch_names_and_meanings(tmp_path):
     plan = plan_model(load_spec(path))
     assert [n.output_shape for n in plan.nodes] == [(3, 64), (64, 3), (3, 64), (1, 3, 64), (3, 64), (192,),
                                                      (30,), (4,)]
-    out = subprocess.run([sys.executable, "-m", "declarative", "layers", "*"], capture_output=True, text=True,
-                         cwd=ROOT).stdout
+    from typer.testing import CliRunner
+
+    from declarative.cli import app
+
+    out = CliRunner().invoke(app, ["layers", "*"]).stdout  # `dtrain layers`, piped: one line per entry
     for listed in ("residual(layers!, shortcut)", "parallel(branches!, merge!)", "repeat(times!, layers!)",
                    "cat(dim)", "select(dim!, index!)", "permute(dims!)", "resnet18(weights, num_classes)"):
         assert listed in out, listed

@@ -21,8 +21,6 @@ _DIMS = {"anyOf": [_INT, _INTS]}
 class TorchFunction(nn.Module):
     """A torch function with its keyword arguments bound; the inputs come from the graph."""
 
-    function = staticmethod(torch.reshape)
-
     def __init__(self, **kwargs):
         super().__init__()
         self.kwargs = kwargs
@@ -64,6 +62,8 @@ class Unsqueeze(TorchFunction):
 
 class Reduce(TorchFunction):
     """mean / sum / amax over dims."""
+
+    function = staticmethod(torch.mean)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.function(x, dim=self.kwargs["dim"], keepdim=self.kwargs.get("keepdim", False))
