@@ -361,6 +361,20 @@ ERRORS = [
   layers: [{Stage: {channels: 4}}]
 """, "spec.yaml:15:40: unknown reference ${chanels} — did you mean '${channels}'? (known: ${channels}) (in block "
      "Stage, used at"),
+    ("a reference to a value of the wrong type", """\
+  input: [3, 8, 8]
+  blocks:
+    Stage:
+      params: {channels: null}
+      layers: [{Conv2d: {out_channels: "${channels}", kernel_size: 1}}]
+  layers: [{Stage: {channels: wide}}]
+""", "spec.yaml:15:40: layer 0.0 (Conv2d): out_channels is 'wide' (from '${channels}'), but it must be an integer "
+     ">= 1 (in block Stage, used at"),
+    ("a block named like a layer", """\
+  blocks:
+    ReLU: {layers: [Tanh]}
+  layers: [ReLU]
+""", "spec.yaml:12:5: block 'ReLU' has the name of a layer; pick another name"),
     ("a block that uses itself", """\
   input: [3, 8, 8]
   blocks:

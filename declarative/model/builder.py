@@ -217,6 +217,7 @@ class _Planner:
                              + " (`dtrain layers` lists them)")
         entry = LAYERS[component.name]
         kwargs = self.resolve(component.kwargs, scope, component.path + (component.name,))
+        self._check_referenced(entry, component, kwargs, label)
         if component.name in MULTI_INPUT and len(args) < 2:
             raise spec.error(component.path, f"{label} combines several tensors: name them with `input: [a, b]` "
                                              "beside it, or use it as the merge of a parallel")
@@ -261,6 +262,21 @@ class _Planner:
         frozen = dict(kwargs)
         return PlannedNode(component, {**kwargs, **inferred}, inferred, (), parameters, trainable, dotted,
                            make=lambda: entry.build(frozen, **inferred)), y
+
+    def _check_referenced(self, entry, component: Component, kwargs: dict, label: str) -> None:
+        """A value that came from a `${...}` reference meets the schema its argument has."""
+        from jsonschema import Draft202012Validator
+
+        from declarative.spec.messages import describe, show
+
+        for key, raw in component.kwargs.items():
+            if key not in entry.params or kwargs[key] == raw:
+                continue
+            schema = entry.params[key].schema
+            if not Draft202012Validator(schema).is_valid(kwargs[key]):
+                raise self.spec.error(component.path + (component.name, key),
+                                      f"{label}: {key} is {show(kwargs[key])} (from {show(raw)}), but it must be "
+                                      f"{describe(schema)}")
 
     # -- constructs --------------------------------------------------------------------------------
     def residual(self, component: Component, x: torch.Tensor, scope: dict, dotted: str, label: str):

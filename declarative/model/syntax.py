@@ -115,13 +115,23 @@ def item_problems(doc) -> list:
     return problems
 
 
+def block_problems(doc, layer_names) -> list:
+    """A block may not take the name of a layer: a use of it would be ambiguous."""
+    model = doc.data.get("model") if isinstance(doc.data, dict) else None
+    blocks = model.get("blocks") if isinstance(model, dict) else None
+    if not isinstance(blocks, dict):
+        return []
+    return [doc.problem(("model", "blocks", name), f"block '{name}' has the name of a layer; pick another name",
+                        key=True) for name in blocks if name in layer_names]
+
+
 def specialise(schema: dict, blocks: dict) -> dict:
     """The committed schema, told this spec's blocks: their names become layer names with their own
     parameters, and any other unknown name is rejected (the committed schema, which cannot know a spec's
     blocks, admits any CamelCase name there)."""
     schema = copy.deepcopy(schema)
     layer = schema["$defs"]["layer"]
-    names = [n for n in blocks if isinstance(n, str)]
+    names = [n for n in blocks if isinstance(n, str) and n not in layer["else"]["properties"]]
     layer["then"] = {"enum": [*layer["then"]["anyOf"][0]["enum"], *names], "x-registry": "layer"}
     layer["else"].pop("patternProperties", None)
     for name in names:

@@ -57,7 +57,7 @@ def schema_problems(doc: Document) -> list[Problem]:
 
     if not isinstance(doc.data, dict):
         return [doc.problem((), "a spec is a mapping of sections (data, model, loss, optimizer, ...)")]
-    from declarative.model.syntax import item_problems
+    from declarative.model.syntax import block_problems, item_problems
 
     validator = _validator(_blocks_key(doc.data))
     problems: list[Problem] = []
@@ -65,6 +65,7 @@ def schema_problems(doc: Document) -> list[Problem]:
         problems.extend(problems_from_error(error, doc, validator.schema))
     problems.extend(_scheduler_problems(doc))
     problems.extend(item_problems(doc))
+    problems.extend(block_problems(doc, committed_schema()["$defs"]["layer"]["else"]["properties"]))
     return _ordered(problems)
 
 
