@@ -66,7 +66,9 @@ class Entry:
 
 
 REFERENCE_PATTERN = r"^\$\{\s*[A-Za-z_][A-Za-z0-9_.]*\s*\}$"
-REFERENCE = {"type": "string", "pattern": REFERENCE_PATTERN, "x-reference": True}
+REFERENCE = {"type": "string", "pattern": REFERENCE_PATTERN, "x-reference": True,
+             "description": "A ${name} reference: a block parameter, or a data value such as ${data.num_classes}."}
+REFERENCE_REF = {"$ref": "#/$defs/reference"}  # where the spec schema keeps REFERENCE
 
 
 def accept_reference(schema: dict) -> dict:
@@ -78,7 +80,7 @@ def accept_reference(schema: dict) -> dict:
         schema = {**schema, "items": accept_reference(schema["items"])}
     notes = {k: schema[k] for k in ("default", "description") if k in schema}  # at the top, for editors
     rest = {k: v for k, v in schema.items() if k not in notes}
-    return {**notes, "if": {"type": "string", "pattern": REFERENCE_PATTERN}, "then": REFERENCE, "else": rest}
+    return {**notes, "if": REFERENCE_REF, "else": rest}  # a reference matches `if`: nothing more to check
 
 
 def _union_members(tp: Any) -> list[Any]:
@@ -172,6 +174,19 @@ class Registry:
         self.list_command = list_command
         self.references = references  # whether arguments may be `${name}` references (layers)
         self._entries: dict[str, Entry] = {}
+        self._pending: list[Callable[[], list[Entry]]] = []  # entries whose import is slow, added on first need
+
+    def add_later(self, load: Callable[[], list[Entry]]) -> None:
+        """Entries to add when a name is not found or the whole registry is listed: a module whose import
+        is slow (torchvision.models) costs nothing to specs that do not use it."""
+        self._pending.append(load)
+
+    def _load_pending(self) -> bool:
+        loaded = bool(self._pending)
+        while self._pending:
+            for entry in self._pending.pop(0)():
+                self.add(entry)
+        return loaded
 
     def add(self, entry: Entry) -> Entry:
         if entry.name in self._entries:
@@ -198,12 +213,15 @@ class Registry:
                               frozenset(inferred) & set(params)))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries or (self._load_pending() and name in self._entries)
 
     def __getitem__(self, name: str) -> Entry:
+        if name not in self._entries:
+            self._load_pending()
         return self._entries[name]
 
     def names(self) -> list[str]:
+        self._load_pending()
         return sorted(self._entries, key=str.lower)
 
     def entries(self) -> list[Entry]:

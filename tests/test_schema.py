@@ -44,7 +44,7 @@ def test_schema_knows_every_layer_and_its_arguments():
     linear = layers["Linear"]
     out_features = linear["properties"]["out_features"]  # an integer >= 1, or a ${...} reference
     assert out_features["else"] == {"type": "integer", "minimum": 1}
-    assert out_features["if"]["type"] == "string" and out_features["then"]["x-reference"] is True
+    assert out_features["if"] == {"$ref": "#/$defs/reference"} and "then" not in out_features
     assert linear["properties"]["bias"]["else"] == {"type": "boolean"}
     assert linear["properties"]["bias"]["default"] is True
     assert linear["required"] == ["out_features"] and linear["additionalProperties"] is False

@@ -108,5 +108,6 @@ CONSTRUCT_ENTRIES = [
 from declarative.model.functional import FUNCTIONS  # noqa: E402
 from declarative.model.pretrained import entries as _torchvision_entries  # noqa: E402
 
-for _entry in [*CONSTRUCT_ENTRIES, *FUNCTIONS, *_torchvision_entries()]:
+for _entry in [*CONSTRUCT_ENTRIES, *FUNCTIONS]:
     LAYERS.add(_entry)
+LAYERS.add_later(_torchvision_entries)  # importing torchvision.models takes a second or more

@@ -79,7 +79,7 @@ def _split_schema(what: str) -> dict:
 
 def model_schema() -> dict:
     """model: input, reusable blocks, layers."""
-    from declarative.registry import REFERENCE, accept_reference
+    from declarative.registry import REFERENCE_REF, accept_reference
     from declarative.model.syntax import BLOCK_NAME, NAME_PATTERN
 
     return {
@@ -92,7 +92,7 @@ def model_schema() -> dict:
                                "the data's.",
                 "default": "auto",
                 "if": {"type": "string"},
-                "then": {"anyOf": [{"enum": ["auto"]}, REFERENCE]},
+                "then": {"anyOf": [{"enum": ["auto"]}, REFERENCE_REF]},
                 "else": {"type": "array", "minItems": 1, "items": accept_reference({"type": "integer", "minimum": 1})},
             },
             "blocks": {
@@ -142,6 +142,7 @@ def spec_schema() -> dict[str, Any]:
     import torch
     import torchvision
 
+    from declarative.registry import REFERENCE
     from declarative.spec.config import TrainerConfig
 
     regs = registries()
@@ -200,7 +201,8 @@ def spec_schema() -> dict[str, Any]:
             },
         },
         "$defs": {**{key: registry.item_schema() for key, registry in regs.items()},
-                  "layer": layer_item_schema(regs["layer"]), "layer_list": {**_list_of("layer"), "minItems": 1}},
+                  "layer": layer_item_schema(regs["layer"]), "layer_list": {**_list_of("layer"), "minItems": 1},
+                  "reference": REFERENCE},
     }
 
 
