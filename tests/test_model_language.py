@@ -273,6 +273,9 @@ def test_data_values_follow_the_data(tmp_path):
     plan = plan_model(load_spec(spec_file(tmp_path, model, shape=(3, 4, 4), classes=3)))
     assert plan.input_shape == (3, 4, 4) and plan.output_shape == (3,)
     assert plan.nodes[1].inferred == {"in_features": 48}
+    spliced = model.replace("    - Flatten\n", '    - reshape: {shape: [-1, "${data.input_shape}"]}\n    - Flatten\n')
+    plan = plan_model(load_spec(spec_file(tmp_path, spliced, shape=(3, 4, 4), classes=3)))
+    assert plan.nodes[0].kwargs == {"shape": [-1, 3, 4, 4]} and plan.nodes[0].output_shape == (3, 4, 4)
 
 
 def test_validate_skips_the_model_check_when_its_data_cannot_be_read(tmp_path):

@@ -129,8 +129,13 @@ class _Planner:
             known = ", ".join(known) or "none here"
             raise self.spec.error(path, f"unknown reference ${{{name}}}" + (f" — {hint}" if hint else "")
                                   + f" (known: {known})")
-        if isinstance(value, list):
-            return [self.resolve(v, scope, path + (i,)) for i, v in enumerate(value)]
+        if isinstance(value, list):  # a list-valued reference inside a list is spliced in: [-1, ${data.input_shape}]
+            out = []
+            for i, v in enumerate(value):
+                resolved = self.resolve(v, scope, path + (i,))
+                spliced = reference_name(v) is not None and isinstance(resolved, list)
+                out.extend(resolved) if spliced else out.append(resolved)
+            return out
         if isinstance(value, dict):
             return {k: self.resolve(v, scope, path + (k,)) for k, v in value.items()}
         return value
