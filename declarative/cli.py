@@ -145,6 +145,9 @@ def summary(
         if wiring.get("input") is not None:
             reads = wiring["input"]
             label += " ← " + (reads if isinstance(reads, str) else ", ".join(reads))
+        if wiring.get("output") is not None:
+            picks = wiring["output"] if isinstance(wiring["output"], list) else [wiring["output"]]
+            label += "".join(f"[{i}]" for i in picks)
         if wiring.get("name"):
             label += f" → {wiring['name']}"
         table.add_row(node.name, label, shape_text(node.output_shape), f"{node.parameters:,}")
