@@ -102,10 +102,14 @@ def validate(
         from declarative.spec.config import spec_from_document
 
         for doc in checked:
-            problems = semantic_problems(spec_from_document(doc))
+            spec = spec_from_document(doc)
+            problems = semantic_problems(spec)
             if problems:
                 failed = True
                 _report(problems)
+            if spec.model.skipped:
+                err.print(f"{doc.file}: note: the model is not checked: it takes values from data that cannot be "
+                          "read here (input: auto, ${data.*})", markup=False)
     if failed:
         raise typer.Exit(1)
 
@@ -120,7 +124,7 @@ def summary(
     spec_file: Path = typer.Argument(..., help="The spec whose model to show.", metavar="SPEC"),
     overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="KEY=VALUE"),
 ) -> None:
-    """Each layer with its output shape and parameter count, computed on the meta device."""
+    """Each layer (nested ones indented) with its output shape and parameter count, on the meta device."""
     from declarative.model.builder import plan_model, shape_text
 
     spec = _load(spec_file, overrides, semantic=False)
@@ -129,16 +133,26 @@ def summary(
     except SpecError as exc:
         raise _fail(exc) from None
     table = Table(title=f"{spec.name}", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("layer")
-    table.add_column("output shape")
-    table.add_column("params", justify="right")
+    table.add_column("#", no_wrap=True)
+    table.add_column("layer", no_wrap=True)
+    table.add_column("output shape", no_wrap=True)
+    table.add_column("params", justify="right", no_wrap=True)
     table.add_row("", "input", shape_text(plan.input_shape), "")
-    for i, node in enumerate(plan.nodes):
+    for depth, node in plan.walk():  # nested nodes indented, under their dotted module names
         inferred = ", ".join(f"{k}={v}" for k, v in node.inferred.items())
-        label = node.component.name + (f" ({inferred})" if inferred else "")
-        table.add_row(str(i), label, shape_text(node.output_shape), f"{node.parameters:,}")
-    out.print(table)
+        label = "  " * depth + node.component.name + (f" ({inferred})" if inferred else "")
+        wiring = node.component.wiring
+        if wiring.get("input") is not None:
+            reads = wiring["input"]
+            label += " ← " + (reads if isinstance(reads, str) else ", ".join(reads))
+        if wiring.get("output") is not None:
+            picks = wiring["output"] if isinstance(wiring["output"], list) else [wiring["output"]]
+            label += "".join(f"[{i}]" for i in picks)
+        if wiring.get("name"):
+            label += f" → {wiring['name']}"
+        table.add_row(node.name, label, shape_text(node.output_shape), f"{node.parameters:,}")
+    wide = out if out.is_terminal else Console(file=out.file, width=200, highlight=False)  # piped: whole rows
+    wide.print(table)
     size_mb = plan.parameters * 4 / 1e6
     out.print(f"Total params: {plan.parameters:,}")
     out.print(f"Trainable params: {plan.trainable:,}")

@@ -39,11 +39,14 @@ class Entry:
     def required(self) -> list[str]:
         return [p.name for p in self.params.values() if p.required and p.name not in self.inferred]
 
-    def kwargs_schema(self) -> dict:
+    def kwargs_schema(self, references: bool = False) -> dict:
+        properties = {name: p.schema for name, p in self.params.items()}
+        if references:
+            properties = {name: accept_reference(s) for name, s in properties.items()}
         schema: dict[str, Any] = {
             "x-entry": self.name,
             "type": "object" if self.required else ["object", "null"],
-            "properties": {name: p.schema for name, p in self.params.items()},
+            "properties": properties,
             "additionalProperties": False,
         }
         if self.doc:
@@ -60,6 +63,24 @@ class Entry:
             converted[key] = param.convert(value) if param.convert and value is not None else value
         converted.update(extra)
         return self.factory(**converted)
+
+
+REFERENCE_PATTERN = r"^\$\{\s*[A-Za-z_][A-Za-z0-9_.]*\s*\}$"
+REFERENCE = {"type": "string", "pattern": REFERENCE_PATTERN, "x-reference": True,
+             "description": "A ${name} reference: a block parameter, or a data value such as ${data.num_classes}."}
+REFERENCE_REF = {"$ref": "#/$defs/reference"}  # where the spec schema keeps REFERENCE
+
+
+def accept_reference(schema: dict) -> dict:
+    """A schema that also takes a `${name}` reference in place of the value, or of a list's items.
+    if/then/else keeps the errors about any other value (a plain string too) those of the original schema."""
+    if not schema or "$ref" in schema or allows(schema, "string"):
+        return schema
+    if schema.get("type") == "array" and "items" in schema:
+        schema = {**schema, "items": accept_reference(schema["items"])}
+    notes = {k: schema[k] for k in ("default", "description") if k in schema}  # at the top, for editors
+    rest = {k: v for k, v in schema.items() if k not in notes}
+    return {**notes, "if": REFERENCE_REF, "else": rest}  # a reference matches `if`: nothing more to check
 
 
 def _union_members(tp: Any) -> list[Any]:
@@ -148,10 +169,24 @@ def first_line(doc: str | None) -> str:
 class Registry:
     """Names → entries, for one kind of thing (layer, loss, optimizer, ...)."""
 
-    def __init__(self, kind: str, list_command: str | None = None):
+    def __init__(self, kind: str, list_command: str | None = None, references: bool = False):
         self.kind = kind
         self.list_command = list_command
+        self.references = references  # whether arguments may be `${name}` references (layers)
         self._entries: dict[str, Entry] = {}
+        self._pending: list[Callable[[], list[Entry]]] = []  # entries whose import is slow, added on first need
+
+    def add_later(self, load: Callable[[], list[Entry]]) -> None:
+        """Entries to add when a name is not found or the whole registry is listed: a module whose import
+        is slow (torchvision.models) costs nothing to specs that do not use it."""
+        self._pending.append(load)
+
+    def _load_pending(self) -> bool:
+        loaded = bool(self._pending)
+        while self._pending:
+            for entry in self._pending.pop(0)():
+                self.add(entry)
+        return loaded
 
     def add(self, entry: Entry) -> Entry:
         if entry.name in self._entries:
@@ -178,12 +213,15 @@ class Registry:
                               frozenset(inferred) & set(params)))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries or (self._load_pending() and name in self._entries)
 
     def __getitem__(self, name: str) -> Entry:
+        if name not in self._entries:
+            self._load_pending()
         return self._entries[name]
 
     def names(self) -> list[str]:
+        self._load_pending()
         return sorted(self._entries, key=str.lower)
 
     def entries(self) -> list[Entry]:
@@ -227,7 +265,7 @@ class Registry:
                 "x-registry": self.kind,
                 "minProperties": 1,
                 "maxProperties": 1,
-                "properties": {e.name: e.kwargs_schema() for e in self.entries()},
+                "properties": {e.name: e.kwargs_schema(self.references) for e in self.entries()},
                 "additionalProperties": False,
             },
         }

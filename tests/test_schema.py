@@ -42,17 +42,21 @@ def test_schema_knows_every_layer_and_its_arguments():
     layers = _committed()["$defs"]["layer"]["else"]["properties"]
     assert {"Conv2d", "Linear", "LSTM", "BatchNorm1d", "TransformerEncoderLayer"} <= set(layers)
     linear = layers["Linear"]
-    assert linear["properties"]["out_features"] == {"type": "integer", "minimum": 1}
-    assert linear["properties"]["bias"] == {"type": "boolean", "default": True}
+    out_features = linear["properties"]["out_features"]  # an integer >= 1, or a ${...} reference
+    assert out_features["else"] == {"type": "integer", "minimum": 1}
+    assert out_features["if"] == {"$ref": "#/$defs/reference"} and "then" not in out_features
+    assert linear["properties"]["bias"]["else"] == {"type": "boolean"}
+    assert linear["properties"]["bias"]["default"] is True
     assert linear["required"] == ["out_features"] and linear["additionalProperties"] is False
 
 
 def test_unknown_keys_are_rejected_everywhere():
-    """Every object in the schema closes its keys: a typo never passes silently."""
+    """Every object in the schema closes its keys: a typo never passes silently. Objects whose keys
+    the user names (block names, block parameters) constrain them by a pattern instead."""
     def walk(node, where):
         if isinstance(node, dict):
             if node.get("type") == "object" or node.get("type") == ["object", "null"]:
-                assert node.get("additionalProperties") is False, where
+                assert node.get("additionalProperties") is False or "propertyNames" in node, where
             for key, value in node.items():
                 walk(value, f"{where}/{key}")
         elif isinstance(node, list):

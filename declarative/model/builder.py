@@ -1,21 +1,25 @@
 """Spec layers → an nn.Module, with the shapes that connect them inferred.
 
 Planning runs every layer on the meta device: no memory, no compute, so a 100M-parameter model
-is checked in milliseconds. The plan records each node's resolved arguments, output shape and
-parameter count; `dtrain summary` prints it, validation reports what does not fit, and
-`build_model` makes the real modules from the same arguments.
+is checked in milliseconds. The plan is a tree of nodes, one per layer item (constructs and blocks
+hold the nodes of their layer lists), each with its resolved arguments, output shape and parameter
+count; `dtrain summary` prints it, validation reports what does not fit, and `build_model` makes the
+real modules from the same arguments, in the same order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 import torch
+import torch.nn as nn
 
-from declarative.errors import SpecError
-from declarative.model.graph import SpecModel
+from declarative.errors import Problem, SpecError, did_you_mean
+from declarative.model.functional import MULTI_INPUT
+from declarative.model.graph import Parallel, Residual, Sequence, SpecModel, Wiring
 from declarative.model.layers import INFERRED_FROM, LAYERS
+from declarative.model.syntax import CONSTRUCTS, reference_name
 from declarative.spec.config import Component, Spec
 
 TRACE_BATCH = 2  # a batch of one would trip layers that need more than one value per channel
@@ -24,17 +28,26 @@ TRACE_BATCH = 2  # a batch of one would trip layers that need more than one valu
 @dataclass
 class PlannedNode:
     component: Component
-    kwargs: dict[str, Any]  # the spec's arguments plus the inferred ones
+    kwargs: dict[str, Any]  # the spec's arguments, references resolved, plus the inferred ones
     inferred: dict[str, Any]
     output_shape: tuple[int, ...]  # without the batch dim
     parameters: int
     trainable: int
+    name: str = ""  # the module's dotted name under `layers`, e.g. 3.layers.0
+    children: list["PlannedNode"] = field(default_factory=list)
+    make: Callable[[], nn.Module] | None = field(default=None, repr=False)
+
+    def walk(self, depth: int = 0) -> Iterator[tuple[int, "PlannedNode"]]:
+        yield depth, self
+        for child in self.children:
+            yield from child.walk(depth + 1)
 
 
 @dataclass
 class ModelPlan:
     input_shape: tuple[int, ...]
     nodes: list[PlannedNode]
+    make: Callable[[], Sequence] | None = field(default=None, repr=False)
 
     @property
     def parameters(self) -> int:
@@ -47,6 +60,11 @@ class ModelPlan:
     @property
     def output_shape(self) -> tuple[int, ...]:
         return self.nodes[-1].output_shape if self.nodes else self.input_shape
+
+    def walk(self) -> Iterator[tuple[int, PlannedNode]]:
+        """Every node, depth first, with its depth (0: an item of model.layers)."""
+        for node in self.nodes:
+            yield from node.walk()
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -66,31 +84,155 @@ def _infer(entry_params: set[str], shape: tuple[int, ...]) -> dict[str, Any]:
     return out
 
 
-def _layer_label(index: int, name: str) -> str:
-    return f"layer {index} ({name})"
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else exc.__class__.__name__
 
 
-def plan_model(spec: Spec) -> ModelPlan:
-    """Trace the layer list on the meta device; the first layer that does not fit is a located SpecError
-    (the shapes after it are unknown)."""
-    input_shape = tuple(spec.model.input)
-    x = torch.empty((TRACE_BATCH, *input_shape), device="meta")
-    nodes: list[PlannedNode] = []
-    for index, component in enumerate(spec.model.layers):
+def _shapes(tensors: list[torch.Tensor], names: list[str] | None) -> str:
+    texts = [shape_text(tuple(t.shape[1:])) for t in tensors]
+    if names:
+        texts = [f"{t} ({n})" for t, n in zip(texts, names)]
+    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " and " + texts[-1]
+
+
+def _params(module: nn.Module) -> tuple[int, int]:
+    params = list(module.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+class _Planner:
+    """Walks the spec's layer lists with meta tensors, making the plan tree."""
+
+    def __init__(self, spec: Spec, data_values: dict[str, Any]):
+        self.spec = spec
+        self.data_values = data_values
+        self.blocks = spec.model.blocks or {}
+        self.block_stack: list[str] = []
+
+    # -- references ------------------------------------------------------------------------------
+    def resolve(self, value: Any, scope: dict[str, Any], path: tuple) -> Any:
+        """Replace `${name}` references by their values, in lists and mappings too."""
+        name = reference_name(value)
+        if name is not None:
+            if name in scope:
+                found = scope[name]
+                if found is None and name == "data.num_classes":
+                    raise self.spec.error(path, "${data.num_classes} has no value: the data's targets are not "
+                                                "class indices (floats?), so it has no number of classes")
+                return list(found) if isinstance(found, (list, tuple)) else found
+            if name.startswith("data.") and name not in scope and not self.data_values:
+                raise self.spec.error(path, f"${{{name}}} is not a data value; there are "
+                                            + ", ".join(f"${{{n}}}" for n in ("data.num_classes", "data.input_shape")))
+            known = [f"${{{n}}}" for n in scope]
+            hint = did_you_mean(f"${{{name}}}", known)
+            known = ", ".join(known) or "none here"
+            raise self.spec.error(path, f"unknown reference ${{{name}}}" + (f" — {hint}" if hint else "")
+                                  + f" (known: {known})")
+        if isinstance(value, list):  # a list-valued reference inside a list is spliced in: [-1, ${data.input_shape}]
+            out = []
+            for i, v in enumerate(value):
+                resolved = self.resolve(v, scope, path + (i,))
+                spliced = reference_name(v) is not None and isinstance(resolved, list)
+                out.extend(resolved) if spliced else out.append(resolved)
+            return out
+        if isinstance(value, dict):
+            return {k: self.resolve(v, scope, path + (k,)) for k, v in value.items()}
+        return value
+
+    # -- layer lists -----------------------------------------------------------------------------
+    def sequence(self, items: list[Component], x: torch.Tensor, scope: dict, prefix: str
+                 ) -> tuple[list[PlannedNode], Callable[[], Sequence], torch.Tensor]:
+        spec = self.spec
+        defined = {c.wiring["name"]: i for i, c in enumerate(items) if isinstance(c.wiring.get("name"), str)}
+        kept: dict[str, torch.Tensor] = {}
+        nodes, makers, wiring = [], [], []
+        for i, component in enumerate(items):
+            label = f"layer {prefix}{i} ({component.name})"
+            inputs = component.wiring.get("input")
+            names = [inputs] if isinstance(inputs, str) else list(inputs) if inputs is not None else None
+            if names is not None:
+                args = []
+                for k, name in enumerate(names):
+                    where = component.path + (("input",) if isinstance(inputs, str) else ("input", k))
+                    if name in kept:
+                        args.append(kept[name])
+                    elif name in defined:
+                        later = "this item itself" if defined[name] == i else f"a later item (layer {prefix}{defined[name]})"
+                        raise spec.error(where, f"{label} reads '{name}', which is named by {later}: a layer can "
+                                                "only read outputs of the items before it, so a model has no cycles")
+                    else:
+                        hint = did_you_mean(name, list(kept))
+                        raise spec.error(where, f"{label} reads '{name}', but no item before it in this list is "
+                                                "named so" + (f" — {hint}" if hint else "")
+                                         + (f" (named so far: {', '.join(kept)})" if kept else "")
+                                         + "; names are local to the layer list that defines them")
+            else:
+                args = [x]
+            node, y = self.item(component, args, names, scope, f"{prefix}{i}", label)
+            output = component.wiring.get("output")
+            picks = () if output is None else (output,) if isinstance(output, int) else tuple(output)
+            for pick in picks:
+                if not isinstance(y, (tuple, list)):
+                    raise spec.error(component.path + ("output",),
+                                     f"{label} returns one tensor; `output` picks an element of a tuple output")
+                if not -len(y) <= pick < len(y):
+                    raise spec.error(component.path + ("output",),
+                                     f"{label} returns a tuple of {len(y)}; output {pick} is out of range")
+                y = y[pick]
+            if not isinstance(y, torch.Tensor):
+                kinds = ", ".join(type(v).__name__ for v in y) if isinstance(y, (tuple, list)) else ""
+                raise spec.error(component.path,
+                                 f"{label} returns a {type(y).__name__}" + (f" of {len(y)} ({kinds})" if kinds else "")
+                                 + ", not a tensor; keep one element with `output: 0` beside it")
+            node.output_shape = tuple(y.shape[1:])
+            name = component.wiring.get("name")
+            if name is not None:
+                if name in kept:
+                    raise spec.error(component.path + ("name",), f"'{name}' names an earlier item of this list "
+                                                                 "already; names must differ")
+                kept[name] = y
+            nodes.append(node)
+            makers.append(node.make)
+            wiring.append(Wiring(None if names is None else tuple(names), picks, name))
+            x = y
+        return nodes, lambda: Sequence([make() for make in makers], wiring), x
+
+    def _items(self, raw: Any, path: tuple) -> list[Component]:
+        return [Component.parse_layer(item, path + (i,)) for i, item in enumerate(raw or [])]
+
+    def item(self, component: Component, args: list[torch.Tensor], names: list[str] | None, scope: dict,
+             dotted: str, label: str) -> tuple[PlannedNode, Any]:
+        if component.name in CONSTRUCTS:
+            if len(args) != 1:
+                raise self.spec.error(component.path + ("input",), f"{label} reads one input, not {len(args)}")
+            return getattr(self, component.name)(component, args[0], scope, dotted, label)
+        if component.name in self.blocks:
+            if len(args) != 1:
+                raise self.spec.error(component.path + ("input",), f"{label} reads one input, not {len(args)}")
+            return self.block(component, args[0], scope, dotted, label)
+        return self.layer(component, args, names, scope, dotted, label)
+
+    def layer(self, component: Component, args: list[torch.Tensor], names: list[str] | None, scope: dict,
+              dotted: str, label: str) -> tuple[PlannedNode, Any]:
+        spec = self.spec
+        if component.name not in LAYERS:
+            hint = did_you_mean(component.name, [*LAYERS.names(), *self.blocks])
+            raise spec.error(component.path, f"unknown layer '{component.name}'" + (f" — {hint}" if hint else "")
+                             + " (`dtrain layers` lists them)")
         entry = LAYERS[component.name]
-        label = _layer_label(index, component.name)
-        shape = tuple(x.shape)
+        kwargs = self.resolve(component.kwargs, scope, component.path + (component.name,))
+        self._check_referenced(entry, component, kwargs, label)
+        if component.name in MULTI_INPUT and len(args) < 2:
+            raise spec.error(component.path, f"{label} combines several tensors: name them with `input: [a, b]` "
+                                             "beside it, or use it as the merge of a parallel")
+        shape = tuple(args[0].shape)
         inferred = _infer(set(entry.params), shape)
         problems = []
         for name, value in list(inferred.items()):
-            if name not in component.kwargs:
+            if name not in kwargs:
                 continue
-            given = component.kwargs[name]
+            given = kwargs[name]
             if given != value and not (name == "normalized_shape" and isinstance(given, list)):
                 problems.append(spec.problem(
                     component.path + (component.name, name),
@@ -100,36 +242,158 @@ def plan_model(spec: Spec) -> ModelPlan:
             del inferred[name]
         if problems:
             raise SpecError(problems)
-        kwargs = {**component.kwargs, **inferred}
+        missing = [p for p in entry.required if p not in kwargs]
+        if missing:
+            raise spec.error(component.path, f"{label} needs {', '.join(missing)}")
         try:
             with torch.device("meta"):
-                module = entry.build(component.kwargs, **inferred)
+                module = entry.build(kwargs, **inferred)
+        except FileNotFoundError as exc:  # named torchvision weights that are not in the hub cache
+            raise spec.error(component.path + (component.name, "weights"),
+                             f"{label}: the weights {kwargs.get('weights')} are not in the torch hub cache ({exc}); "
+                             "dtrain never downloads: fetch the file there first (torch.hub.get_dir(), or set "
+                             "TORCH_HOME) or set weights: null") from None
         except Exception as exc:  # torch's own argument checks (ValueError, TypeError, ...)
             raise spec.error(component.path, f"{label} cannot be built: {_first_line(exc)}") from None
         module.eval()  # trace without training-mode batch statistics checks
         try:
-            y = module(x)
+            y = module(*args)
         except Exception as exc:
-            raise spec.error(component.path,
-                             f"{label} cannot take its input of shape {shape_text(shape[1:])}: {_first_line(exc)}") from None
-        if not isinstance(y, torch.Tensor):
-            raise spec.error(component.path,
-                             f"{label} returns a {type(y).__name__}, not a tensor; a plain layer list needs one "
-                             "tensor between layers")
-        params = list(module.parameters())
-        nodes.append(PlannedNode(
-            component=component,
-            kwargs=kwargs,
-            inferred=inferred,
-            output_shape=tuple(y.shape[1:]),
-            parameters=sum(p.numel() for p in params),
-            trainable=sum(p.numel() for p in params if p.requires_grad),
-        ))
-        x = y
-    return ModelPlan(input_shape, nodes)
+            what = "input" if len(args) == 1 else "inputs"
+            raise spec.error(component.path, f"{label} cannot take its {what} of shape{'s' if len(args) > 1 else ''} "
+                                             f"{_shapes(args, names if len(args) > 1 else None)}: {_first_line(exc)}"
+                             ) from None
+        parameters, trainable = _params(module)
+        frozen = dict(kwargs)
+        return PlannedNode(component, {**kwargs, **inferred}, inferred, (), parameters, trainable, dotted,
+                           make=lambda: entry.build(frozen, **inferred)), y
+
+    def _check_referenced(self, entry, component: Component, kwargs: dict, label: str) -> None:
+        """A value that came from a `${...}` reference meets the schema its argument has."""
+        from jsonschema import Draft202012Validator
+
+        from declarative.spec.messages import describe, show
+
+        for key, raw in component.kwargs.items():
+            if key not in entry.params or kwargs[key] == raw:
+                continue
+            schema = entry.params[key].schema
+            if not Draft202012Validator(schema).is_valid(kwargs[key]):
+                raise self.spec.error(component.path + (component.name, key),
+                                      f"{label}: {key} is {show(kwargs[key])} (from {show(raw)}), but it must be "
+                                      f"{describe(schema)}")
+
+    # -- constructs --------------------------------------------------------------------------------
+    def residual(self, component: Component, x: torch.Tensor, scope: dict, dotted: str, label: str):
+        path = component.path + ("residual",)
+        body, make_body, y = self.sequence(self._items(component.kwargs.get("layers"), path + ("layers",)), x, scope,
+                                           f"{dotted}.layers.")
+        shortcut, make_shortcut, s = [], None, x
+        if component.kwargs.get("shortcut"):
+            shortcut, make_shortcut, s = self.sequence(self._items(component.kwargs["shortcut"], path + ("shortcut",)),
+                                                       x, scope, f"{dotted}.shortcut.")
+        if y.shape != s.shape:
+            what = "its shortcut's" if make_shortcut else "its input"
+            hint = "" if make_shortcut else " — add a projection, e.g. shortcut: [{Conv2d: {out_channels: ..., " \
+                                            "kernel_size: 1, stride: ...}}]"
+            raise self.spec.error(component.path, f"{label} adds its layers' output {shape_text(tuple(y.shape[1:]))} "
+                                                  f"to {what} {shape_text(tuple(s.shape[1:]))}; they must have the "
+                                                  f"same shape{hint}")
+        children = body + shortcut
+        return self._parent(component, children, dotted,
+                            lambda: Residual(make_body(), make_shortcut() if make_shortcut else None)), y + s
+
+    def parallel(self, component: Component, x: torch.Tensor, scope: dict, dotted: str, label: str):
+        path = component.path + ("parallel",)
+        children, makers, outputs = [], [], []
+        for b, branch in enumerate(component.kwargs.get("branches") or []):
+            nodes, make, y = self.sequence(self._items(branch, path + ("branches", b)), x, scope,
+                                           f"{dotted}.branches.{b}.")
+            children += nodes
+            makers.append(make)
+            outputs.append(y)
+        merge = Component.parse_layer(component.kwargs.get("merge"), path + ("merge",))
+        branch_names = [f"branch {b}" for b in range(len(outputs))]
+        merged, y = self.layer(merge, outputs, branch_names, scope, f"{dotted}.merge", f"{label} merge ({merge.name})")
+        merged.output_shape = tuple(y.shape[1:])
+        children.append(merged)
+        return self._parent(component, children, dotted,
+                            lambda: Parallel([make() for make in makers], merged.make())), y
+
+    def repeat(self, component: Component, x: torch.Tensor, scope: dict, dotted: str, label: str):
+        path = component.path + ("repeat",)
+        times = self.resolve(component.kwargs.get("times"), scope, path + ("times",))
+        if not isinstance(times, int) or times < 1:
+            raise self.spec.error(path + ("times",), f"{label}: times must be an integer >= 1, got {times!r}")
+        children, makers = [], []
+        for r in range(times):
+            items = self._items(component.kwargs.get("layers"), path + ("layers",))
+            if len(items) == 1 and not items[0].wiring:  # one item: its copies are the repeat's items
+                node, x = self.item(items[0], [x], None, scope, f"{dotted}.{r}", f"layer {dotted}.{r} ({items[0].name})")
+                if not isinstance(x, torch.Tensor):
+                    raise self.spec.error(items[0].path, f"{label}: {items[0].name} returns a {type(x).__name__}, "
+                                                         "not a tensor")
+                node.output_shape = tuple(x.shape[1:])
+                nodes, make = [node], node.make
+            else:
+                nodes, make, x = self.sequence(items, x, scope, f"{dotted}.{r}.")
+            children += nodes
+            makers.append(make)
+        return self._parent(component, children, dotted, lambda: Sequence([make() for make in makers])), x
+
+    def block(self, component: Component, x: torch.Tensor, scope: dict, dotted: str, label: str):
+        spec, name = self.spec, component.name
+        if name in self.block_stack:
+            chain = " → ".join([*self.block_stack[self.block_stack.index(name):], name])
+            raise spec.error(component.path, f"block {name} uses itself ({chain}); blocks cannot recurse")
+        definition = self.blocks[name] or {}
+        params = dict(definition.get("params") or {})
+        given = self.resolve(component.kwargs, scope, component.path + (name,))
+        for key in given:
+            if key not in params:
+                hint = did_you_mean(key, params)
+                raise spec.error(component.path + (name, key), f"block {name} has no parameter '{key}'"
+                                 + (f" — {hint}" if hint else "")
+                                 + f" (it takes: {', '.join(params) or 'none'})", key=True)
+        missing = [p for p, default in params.items() if default is None and p not in given]
+        if missing:
+            raise spec.error(component.path, f"block {name} needs {', '.join(missing)} (no default in its params)")
+        inner = {**self.data_values, **params, **given}
+        self.block_stack.append(name)
+        try:
+            nodes, make, y = self.sequence(self._items(definition.get("layers"), ("model", "blocks", name, "layers")),
+                                           x, inner, f"{dotted}.")
+        except SpecError as exc:  # the problem is in the block's body: say which use of it
+            used = spec.problem(component.path, "").location
+            raise SpecError([Problem(p.location, f"{p.message} (in block {name}, used at {used})")
+                             for p in exc.problems]) from None
+        finally:
+            self.block_stack.pop()
+        node = self._parent(component, nodes, dotted, make)
+        node.kwargs = {**params, **given}
+        return node, y
+
+    def _parent(self, component: Component, children: list[PlannedNode], dotted: str,
+                make: Callable[[], nn.Module]) -> PlannedNode:
+        return PlannedNode(component, dict(component.kwargs), {}, (), sum(c.parameters for c in children),
+                           sum(c.trainable for c in children), dotted, children, make)
+
+
+def plan_model(spec: Spec) -> ModelPlan:
+    """Trace the model on the meta device; the first item that does not fit is a located SpecError
+    (the shapes after it are unknown). `${data.*}` references and `input: auto` read the data first
+    (declarative.model.data_values)."""
+    from declarative.model.data_values import data_values, resolve_input
+
+    values = data_values(spec)
+    input_shape = resolve_input(spec, values)
+    x = torch.empty((TRACE_BATCH, *input_shape), device="meta")
+    planner = _Planner(spec, values)
+    nodes, make, _ = planner.sequence(spec.model.layers, x, dict(values), "")
+    return ModelPlan(input_shape, nodes, make)
 
 
 def build_model(spec: Spec, plan: ModelPlan | None = None) -> SpecModel:
     """The real model, initialised by each layer's own reset, on the CPU."""
     plan = plan or plan_model(spec)
-    return SpecModel([LAYERS[n.component.name].build(n.component.kwargs, **n.inferred) for n in plan.nodes])
+    return SpecModel(plan.make())

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from declarative.registry import Registry, signature_params, Entry, first_line
+from declarative.registry import Entry, Param, Registry, first_line, signature_params
 
-LAYERS = Registry("layer", list_command="dtrain layers")
+LAYERS = Registry("layer", list_command="dtrain layers", references=True)
 
 # Arguments that dtrain fills in from the shape of the layer's input, by the dimension they read.
 # `channel` is dim 1 of (N, C, ...); `last` is the feature dim of (N, ..., H).
@@ -59,7 +59,6 @@ def _register_recurrent(cls: type[nn.Module]) -> None:
     """RNN, LSTM and GRU take *args; their arguments are RNNBase's, less `mode`."""
     params = signature_params(nn.RNNBase.__init__, skip={"mode", *PLACEMENT}, constraints=CONSTRAINTS)
     if cls is nn.RNN:
-        from declarative.registry import Param
 
         params["nonlinearity"] = Param("nonlinearity", {"enum": ["tanh", "relu"], "default": "tanh"}, False)
     LAYERS.add(Entry(cls.__name__, cls, params, first_line(cls.__doc__), frozenset({"input_size"})))
@@ -76,3 +75,39 @@ for _name in sorted(dir(nn)):
         LAYERS.add_class(_cls, skip=PLACEMENT, inferred=INFERRED_FROM, constraints=CONSTRAINTS)
     except (TypeError, ValueError):  # a signature inspect cannot read: not offered
         continue
+
+
+def _construct(name: str) -> object:
+    def build(**kwargs):
+        raise TypeError(f"{name} is built by the model builder, not called")  # never reached: builder.py builds it
+
+    return build
+
+
+_LAYER_LIST = {"$ref": "#/$defs/layer_list"}
+
+# The graph constructs: layer lists inside a layer item. builder.py gives them their meaning.
+CONSTRUCT_ENTRIES = [
+    Entry("residual", _construct("residual"), {
+        "layers": Param("layers", _LAYER_LIST, True),
+        "shortcut": Param("shortcut", {**_LAYER_LIST, "description": "A projection for x (default: x itself)."},
+                          False),
+    }, "x + layers(x), or shortcut(x) + layers(x) with a projection shortcut."),
+    Entry("parallel", _construct("parallel"), {
+        "branches": Param("branches", {"type": "array", "items": _LAYER_LIST, "minItems": 2}, True),
+        "merge": Param("merge", {"$ref": "#/$defs/layer",
+                                 "description": "The layer that combines the branches, e.g. add or {cat: {dim: 1}}."},
+                       True),
+    }, "Branches that each read the same input, combined by a merge layer (add, cat, ...)."),
+    Entry("repeat", _construct("repeat"), {
+        "times": Param("times", {"type": "integer", "minimum": 1}, True),
+        "layers": Param("layers", _LAYER_LIST, True),
+    }, "The layers `times` times over, each time with weights of its own."),
+]
+
+from declarative.model.functional import FUNCTIONS  # noqa: E402
+from declarative.model.pretrained import entries as _torchvision_entries  # noqa: E402
+
+for _entry in [*CONSTRUCT_ENTRIES, *FUNCTIONS]:
+    LAYERS.add(_entry)
+LAYERS.add_later(_torchvision_entries)  # importing torchvision.models takes a second or more

@@ -30,13 +30,24 @@ class Component:
     name: str
     kwargs: dict[str, Any]
     path: PathKey
+    wiring: dict[str, Any] = field(default_factory=dict)  # a layer item's name / input / output keys
 
     @classmethod
     def parse(cls, item: str | dict, path: PathKey) -> "Component":
         name, kwargs = parse_item(item)
         return cls(name, kwargs, tuple(path))
 
+    @classmethod
+    def parse_layer(cls, item: str | dict, path: PathKey) -> "Component":
+        """A layer item: one layer name, with its wiring keys (name, input, output) beside it."""
+        from declarative.model.syntax import split_item
+
+        name, kwargs, wiring = split_item(item)
+        return cls(name, dict(kwargs or {}), tuple(path), wiring)
+
     def to_yaml(self) -> str | dict:
+        if self.wiring:
+            return {self.name: dict(self.kwargs) or None, **self.wiring}
         return {self.name: dict(self.kwargs)} if self.kwargs else self.name
 
 
@@ -70,8 +81,11 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    input: list[int]
+    input: list[int] | str  # a sample's shape, `auto` (the data's), or with ${data.input_shape} references
     layers: list[Component]
+    blocks: dict[str, dict] = field(default_factory=dict)  # reusable blocks: name → {params, layers}
+    data: Any = None  # the DataInfo that ${data.*} references and `auto` read, once resolved
+    skipped: bool = False  # validation could not read the data those values come from
 
 
 @dataclass
@@ -160,6 +174,14 @@ class Spec:
     def error(self, path: PathKey, message: str, *, key: bool = False) -> SpecError:
         return SpecError(self.problem(path, message, key=key))
 
+    def _model_dict(self) -> dict:
+        model_input = self.model.input
+        out: dict[str, Any] = {"input": list(model_input) if isinstance(model_input, (list, tuple)) else model_input}
+        if self.model.blocks:
+            out["blocks"] = self.model.blocks
+        out["layers"] = [c.to_yaml() for c in self.model.layers]
+        return out
+
     def to_dict(self) -> dict:
         """The resolved spec: what was written, plus defaults, the seed and absolute data paths."""
         data: dict[str, Any] = {"source": self.data.source.to_yaml()}
@@ -174,7 +196,7 @@ class Spec:
             "name": self.name,
             "seed": self.seed,
             "data": data,
-            "model": {"input": list(self.model.input), "layers": [c.to_yaml() for c in self.model.layers]},
+            "model": self._model_dict(),
         }
         if self.task is not None:
             out["task"] = self.task
@@ -228,9 +250,11 @@ def spec_from_document(doc: Document) -> Spec:
         batch_size=d.get("batch_size", 32),
     )
     m = raw["model"]
+    model_input = m.get("input", "auto")
     model = ModelConfig(
-        input=list(m["input"]),
-        layers=[Component.parse(layer, ("model", "layers", i)) for i, layer in enumerate(m["layers"])],
+        input=list(model_input) if isinstance(model_input, list) else model_input,
+        layers=[Component.parse_layer(layer, ("model", "layers", i)) for i, layer in enumerate(m["layers"])],
+        blocks=dict(m.get("blocks") or {}),
     )
     scheduler = None
     if raw.get("scheduler"):

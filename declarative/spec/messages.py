@@ -55,6 +55,8 @@ def describe(schema: dict) -> str:
     """What a schema accepts, in words: 'an integer >= 1 or a list of 2 integers'."""
     if not schema:
         return "any value"
+    if schema.get("x-reference"):
+        return "a ${...} reference"
     if "$ref" in schema:  # a registry item: '#/$defs/logger' → 'a logger'
         return f"a {schema['$ref'].rsplit('/', 1)[-1]}"
     if "anyOf" in schema:

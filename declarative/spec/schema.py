@@ -77,10 +77,72 @@ def _split_schema(what: str) -> dict:
     }
 
 
+def model_schema() -> dict:
+    """model: input, reusable blocks, layers."""
+    from declarative.registry import REFERENCE_REF, accept_reference
+    from declarative.model.syntax import BLOCK_NAME, NAME_PATTERN
+
+    return {
+        "type": "object",
+        "required": ["layers"],
+        "additionalProperties": False,
+        "properties": {
+            "input": {
+                "description": "Shape of one sample, without the batch dim, e.g. [1, 28, 28]; auto (the default): "
+                               "the data's.",
+                "default": "auto",
+                "if": {"type": "string"},
+                "then": {"anyOf": [{"enum": ["auto"]}, REFERENCE_REF]},
+                "else": {"type": "array", "minItems": 1, "items": accept_reference({"type": "integer", "minimum": 1})},
+            },
+            "blocks": {
+                "description": "Reusable blocks: a name, its params with defaults (null: must be given) and "
+                               "layers that use them as ${param}. A block is then used as a layer by its name.",
+                "type": "object",
+                "propertyNames": {"pattern": BLOCK_NAME},
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["layers"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "params": {"type": ["object", "null"], "propertyNames": {"pattern": NAME_PATTERN},
+                                   "description": "Parameter names and their defaults; null: no default."},
+                        "layers": _ref("layer_list"),
+                    },
+                },
+            },
+            "layers": _ref("layer_list"),
+        },
+    }
+
+
+def layer_item_schema(layers: Registry) -> dict:
+    """A layer item: a layer name, or one layer (or block, or construct) with its arguments and the
+    wiring keys name / input / output beside it. Any CamelCase name may be a block the spec defines;
+    `dtrain validate` narrows that to the spec's own blocks (model.syntax.specialise)."""
+    from declarative.model.syntax import BLOCK_NAME, NAME_PATTERN
+
+    item = layers.item_schema()
+    name = {"type": "string", "pattern": NAME_PATTERN}
+    item["then"] = {"anyOf": [item["then"], {"type": "string", "pattern": BLOCK_NAME}]}
+    item["else"].pop("maxProperties")
+    item["else"]["properties"].update({
+        "name": {**name, "description": "Name this layer's output, for the `input` of later layers in the list."},
+        "input": {"description": "The named outputs this layer reads, instead of the previous layer's.",
+                  "anyOf": [name, {"type": "array", "items": name, "minItems": 1}]},
+        "output": {"description": "For a layer that returns a tuple: the element to keep (a list: nested).",
+                   "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1}]},
+    })
+    item["else"]["patternProperties"] = {BLOCK_NAME: {"type": ["object", "null"],
+                                                      "propertyNames": {"pattern": NAME_PATTERN}}}
+    return item
+
+
 def spec_schema() -> dict[str, Any]:
     import torch
     import torchvision
 
+    from declarative.registry import REFERENCE
     from declarative.spec.config import TrainerConfig
     from declarative.training.tasks import TASKS
 
@@ -113,16 +175,7 @@ def spec_schema() -> dict[str, Any]:
                     "batch_size": {"type": "integer", "minimum": 1, "default": 32},
                 },
             },
-            "model": {
-                "type": "object",
-                "required": ["input", "layers"],
-                "additionalProperties": False,
-                "properties": {
-                    "input": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1,
-                              "description": "Shape of one sample, without the batch dim, e.g. [1, 28, 28]."},
-                    "layers": {**_list_of("layer"), "minItems": 1},
-                },
-            },
+            "model": model_schema(),
             "task": {"enum": list(TASKS),
                      "description": "What the targets are (torchmetrics' task names); sets the default loss and "
                                     "metrics. Default: inferred from the loss, else from the data."},
@@ -153,7 +206,9 @@ def spec_schema() -> dict[str, Any]:
                 "else": _list_of("logger"),
             },
         },
-        "$defs": {key: registry.item_schema() for key, registry in regs.items()},
+        "$defs": {**{key: registry.item_schema() for key, registry in regs.items()},
+                  "layer": layer_item_schema(regs["layer"]), "layer_list": {**_list_of("layer"), "minItems": 1},
+                  "reference": REFERENCE},
     }
 
 

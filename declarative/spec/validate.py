@@ -33,10 +33,23 @@ def committed_schema() -> dict:
 
 
 @functools.cache
-def _validator():
+def _validator(blocks: str = "{}"):
+    """The schema's validator, told the spec's blocks (as JSON, to be a cache key)."""
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(committed_schema())
+    from declarative.model.syntax import specialise
+
+    return Draft202012Validator(specialise(committed_schema(), json.loads(blocks)))
+
+
+def _blocks_key(data: dict) -> str:
+    model = data.get("model")
+    blocks = model.get("blocks") if isinstance(model, dict) else None
+    if not isinstance(blocks, dict):
+        return "{}"
+    params = {name: (b.get("params") if isinstance(b, dict) and isinstance(b.get("params"), dict) else {})
+              for name, b in blocks.items()}
+    return json.dumps({name: {"params": p} for name, p in params.items()}, sort_keys=True, default=str)
 
 
 def schema_problems(doc: Document) -> list[Problem]:
@@ -44,11 +57,15 @@ def schema_problems(doc: Document) -> list[Problem]:
 
     if not isinstance(doc.data, dict):
         return [doc.problem((), "a spec is a mapping of sections (data, model, loss, optimizer, ...)")]
-    validator = _validator()
+    from declarative.model.syntax import block_problems, item_problems
+
+    validator = _validator(_blocks_key(doc.data))
     problems: list[Problem] = []
     for error in validator.iter_errors(doc.data):
         problems.extend(problems_from_error(error, doc, validator.schema))
     problems.extend(_scheduler_problems(doc))
+    problems.extend(item_problems(doc))
+    problems.extend(block_problems(doc, committed_schema()["$defs"]["layer"]["else"]["properties"]))
     return _ordered(problems)
 
 
@@ -120,13 +137,38 @@ def semantic_problems(spec) -> list[Problem]:
 
     problems = []
     output_shape = None
-    try:
-        output_shape = plan_model(spec).output_shape
-    except SpecError as exc:
-        problems.extend(exc.problems)
+    if _data_values_readable(spec):
+        try:
+            output_shape = plan_model(spec).output_shape
+        except SpecError as exc:
+            problems.extend(exc.problems)
     problems.extend(_task_problems(spec, output_shape))
     problems.extend(_monitor_problems(spec))
     return _ordered(problems)
+
+
+def _data_values_readable(spec) -> bool:
+    """A model that takes values from its data (`input: auto`, `${data.num_classes}`) is checked only
+    when the data can be read here, without downloading: pre-commit machines often lack the data, and
+    validation never fetches it. Unreadable data skips the model check instead of failing it."""
+    import dataclasses
+
+    from declarative.data.info import data_info
+    from declarative.model.data_values import uses_data
+
+    if not uses_data(spec) or spec.model.data is not None:
+        return True
+    source = spec.data.source
+    offline = dataclasses.replace(spec, data=dataclasses.replace(
+        spec.data, source=dataclasses.replace(source, kwargs={**source.kwargs, "download": False})))
+    if "download" not in source.kwargs:
+        offline = spec
+    try:
+        spec.model.data = data_info(offline)
+    except SpecError:
+        spec.model.skipped = True
+        return False
+    return True
 
 
 def validate_document(doc: Document, *, semantic: bool = True):

@@ -1,0 +1,23 @@
+"""What a model can take from its data: the shape of one sample and the number of classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    input_shape: tuple[int, ...]  # one training sample after the transforms, without the batch dim
+    num_classes: int | None  # max target + 1 for integer targets; None for float (regression) targets
+
+
+def data_info(spec) -> DataInfo:
+    """Read the spec's data (on the CPU) for the values `${data.*}` references and `model.input: auto` take.
+    Any problem with the data is the located SpecError `build_data` would raise."""
+    from declarative.data import _num_classes, _sample_shape, build_transforms, resolve_splits
+
+    # build_data's own pieces, without its check of model.input, which is what is being found out here
+    splits = resolve_splits(spec)
+    input_shape = _sample_shape(spec, build_transforms(spec), splits.train)
+    present = [s for s in (splits.train, splits.val, splits.test) if s is not None]
+    return DataInfo(input_shape=input_shape, num_classes=_num_classes(present))

@@ -1,0 +1,96 @@
+"""torchvision's classification models as layers: `resnet18`, `mobilenet_v3_small`, `vit_b_16`, ...
+
+Each takes `weights` (none by default; a weights enum member such as `ResNet18_Weights.IMAGENET1K_V1`,
+its short form `IMAGENET1K_V1`, or `DEFAULT`) and `num_classes`. Named weights are read from the torch
+hub cache (torch.hub.get_dir()/checkpoints) and only from there: dtrain never downloads, so a missing
+file is a located error at validation, not a hang at training time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import typing
+
+from declarative.registry import Entry, Param, first_line
+
+
+def _weights_enum(name: str):
+    from torchvision import models
+
+    try:
+        return models.get_model_weights(name)
+    except (ValueError, KeyError):
+        return None
+
+
+def weights_file(weights) -> str:
+    """Where torch.hub keeps a weights enum member's file."""
+    import torch
+
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+
+
+def resolve_weights(model: str, value: str):
+    """A spec's weights string → the enum member; ValueError with the choices when it is not one."""
+    enum = _weights_enum(model)
+    choices = [f"{enum.__name__}.{m.name}" for m in enum] if enum else []
+    if enum is not None:
+        short = value.split(".", 1)[1] if value.startswith(enum.__name__ + ".") else value
+        if short == "DEFAULT":
+            return enum.DEFAULT
+        if short in enum.__members__:
+            return enum[short]
+    raise ValueError(f"{model} has no weights '{value}'" + (f" (it has: {', '.join(choices)} or DEFAULT)" if choices
+                                                            else " (it has none)"))
+
+
+class TorchvisionModel:
+    """Builds one torchvision model; named weights come from the hub cache through a weights-only load."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, weights: str | None = None, num_classes: int | None = None):
+        from torchvision import models
+
+        from declarative.safe_load import load_weights_only
+
+        builder = models.get_model_builder(self.name)
+        kwargs = {} if num_classes is None else {"num_classes": num_classes}
+        if weights is None:
+            return builder(weights=None, **kwargs)
+        member = resolve_weights(self.name, weights)
+        categories = len(member.meta.get("categories") or [])
+        if num_classes is not None and categories and num_classes != categories:
+            raise ValueError(f"{weights} has {categories} classes, not num_classes={num_classes}; "
+                             "leave num_classes out, or replace the head after it")
+        path = weights_file(member)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(path)
+        model = builder(weights=None, num_classes=categories or 1000)
+        import torch
+
+        if next(iter(model.parameters())).device != torch.device("meta"):
+            model.load_state_dict(load_weights_only(path))
+        return model
+
+
+def entries() -> list[Entry]:
+    from torchvision import models
+
+    out = []
+    for name in models.list_models(module=models):
+        builder = models.get_model_builder(name)
+        cls = typing.get_type_hints(builder).get("return")
+        enum = _weights_enum(name)
+        options = [f"{enum.__name__}.{m.name}" for m in enum] + ["DEFAULT"] if enum else []
+        params = {
+            "weights": Param("weights", {"anyOf": [{"type": "null"}, {"enum": options}], "default": None,
+                                         "description": "Pretrained weights, read from the torch hub cache."}, False),
+            "num_classes": Param("num_classes", {"type": "integer", "minimum": 1, "default": 1000}, False),
+        }
+        summary = re.sub(r"\s*<[^>]*>`_*", "", first_line(builder.__doc__)).replace("`", "")
+        doc = f"torchvision.models.{name}: {summary}"
+        out.append(Entry(name, TorchvisionModel(name), params, doc.strip()))
+    return out
