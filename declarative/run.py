@@ -58,6 +58,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
         model = build_model(spec)  # seeded first: the same seed gives the same initial weights
         data = build_data(spec, accelerator.device)
+        console.print(data.description, markup=False, highlight=False)
         trainer = Trainer(spec, accelerator=accelerator, precision=precision, callbacks=build_callbacks(spec),
                           console=console)
         model = trainer.prepare(model)

@@ -1,0 +1,183 @@
+"""Transform pipelines run on whole batches, with random transforms drawn per sample.
+
+A torchvision v2 transform called on a batch draws one set of parameters for the whole batch
+(one crop, one flip). Augmentation needs one per sample, so a `Pipeline` runs each random
+transform in one of two ways:
+
+- vectorised, for the common ones (RandomCrop, RandomHorizontalFlip, RandomVerticalFlip):
+  the parameters of every sample are drawn at once from the pipeline's generator and applied
+  with one indexing op, on the device that holds the batch;
+- otherwise sample by sample, calling the v2 transform on each sample and stacking the
+  results, under torch's global RNG seeded from the same generator.
+
+Deterministic transforms (ToImage, ToDtype, Normalize, Resize, ...) run once on the batch.
+The same generator state gives the same augmentation, so a seeded run repeats exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torchvision.transforms import v2
+
+__all__ = ["DETERMINISTIC", "Pipeline", "is_random", "batch_step"]
+
+# v2 classes whose output depends only on their input: run once per batch (or once per data set).
+DETERMINISTIC = frozenset({
+    "CenterCrop", "ConvertImageDtype", "Grayscale", "Identity", "LinearTransformation", "Normalize", "Pad",
+    "Resize", "RGB", "ToDtype", "ToImage", "ToPureTensor",
+})
+
+Step = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def is_random(transform: torch.nn.Module) -> bool:
+    """Whether the transform draws random parameters (anything not known to be deterministic)."""
+    return type(transform).__name__ not in DETERMINISTIC
+
+
+def _plain(x: torch.Tensor) -> torch.Tensor:
+    return x.as_subclass(torch.Tensor) if type(x) is not torch.Tensor else x
+
+
+def _per_sample_shape(x: torch.Tensor, n: int) -> list[int]:
+    """The shape that broadcasts a per-sample value (n,) over a batch like `x`."""
+    return [n] + [1] * (x.dim() - 1)
+
+
+class _Deterministic:
+    def __init__(self, transform: torch.nn.Module):
+        self.transform = transform
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return _plain(self.transform(x))
+
+
+class _Flip:
+    """RandomHorizontalFlip / RandomVerticalFlip: each sample flipped with probability p."""
+
+    def __init__(self, p: float, dim: int):
+        self.p, self.dim = p, dim
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = _plain(x)
+        flip = torch.rand(len(x), generator=generator, device=x.device) < self.p
+        return torch.where(flip.view(_per_sample_shape(x, len(x))), x.flip(self.dim), x)
+
+
+class _Crop:
+    """RandomCrop (with padding): each sample its own offset, cut with one gather.
+
+    The padded image is never built: output pixel (i, j) of a crop at (top, left) reads source
+    pixel (top + i - pad_top, left + j - pad_left), mapped back into the image as the padding mode
+    says (constant: the fill value outside; edge: clamped; reflect: mirrored without the edge).
+    """
+
+    MODES = ("constant", "edge", "reflect")
+
+    def __init__(self, transform: v2.RandomCrop):
+        self.height, self.width = transform.size
+        left, top, right, bottom = transform.padding or [0, 0, 0, 0]
+        self.padding = (left, top, right, bottom)
+        self.pad_if_needed = transform.pad_if_needed
+        self.fill = transform.fill
+        self.mode = transform.padding_mode
+
+    @classmethod
+    def supports(cls, transform: v2.RandomCrop) -> bool:
+        return transform.padding_mode in cls.MODES and isinstance(transform.fill, (int, float))
+
+    def _source_index(self, index: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Padded coordinates → source coordinates, and (constant mode) which ones are inside."""
+        if self.mode == "edge":
+            return index.clamp(0, size - 1), None
+        if self.mode == "reflect" and size > 1:
+            period = 2 * (size - 1)
+            index = index.abs() % period
+            return torch.where(index >= size, period - index, index), None
+        inside = (index >= 0) & (index < size)
+        return index.clamp(0, size - 1), inside
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = _plain(x)
+        n, height, width = len(x), x.shape[-2], x.shape[-1]
+        left, top, right, bottom = self.padding
+        if self.pad_if_needed:  # as v2.RandomCrop: pad both sides by the shortfall
+            if height + top + bottom < self.height:
+                extra = self.height - (height + top + bottom)
+                top, bottom = top + extra, bottom + extra
+            if width + left + right < self.width:
+                extra = self.width - (width + left + right)
+                left, right = left + extra, right + extra
+        padded_h, padded_w = height + top + bottom, width + left + right
+        if padded_h < self.height or padded_w < self.width:
+            raise ValueError(f"RandomCrop of size {[self.height, self.width]} is larger than the padded image "
+                             f"{[padded_h, padded_w]}; set pad_if_needed: true or a smaller size")
+        device = x.device
+        tops = torch.randint(0, padded_h - self.height + 1, (n,), generator=generator, device=device)
+        lefts = torch.randint(0, padded_w - self.width + 1, (n,), generator=generator, device=device)
+        rows, row_inside = self._source_index(tops[:, None] + torch.arange(self.height, device=device) - top, height)
+        cols, col_inside = self._source_index(lefts[:, None] + torch.arange(self.width, device=device) - left, width)
+        flat = x.reshape(n, -1, height, width)  # any leading channel dims as one
+        samples = torch.arange(n, device=device)[:, None, None, None]
+        channels = torch.arange(flat.shape[1], device=device)[None, :, None, None]
+        out = flat[samples, channels, rows[:, None, :, None], cols[:, None, None, :]]
+        if row_inside is not None:
+            inside = row_inside[:, None, :, None] & col_inside[:, None, None, :]
+            out = torch.where(inside, out, torch.tensor(self.fill, dtype=out.dtype, device=device))
+        return out.reshape(*x.shape[:-2], self.height, self.width)
+
+
+class _PerSample:
+    """Any other random transform: called on each sample, under the global RNG seeded from the generator."""
+
+    def __init__(self, transform: torch.nn.Module):
+        self.transform = transform
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        # One draw per batch seeds the samples' draws (a host read, on this slow path only).
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            return torch.stack([_plain(self.transform(sample)) for sample in x])
+
+
+def batch_step(transform: torch.nn.Module) -> Step:
+    """How a pipeline runs `transform` on a batch: vectorised, per sample, or once for the batch."""
+    if not is_random(transform):
+        return _Deterministic(transform)
+    if type(transform) is v2.RandomHorizontalFlip:
+        return _Flip(transform.p, -1)
+    if type(transform) is v2.RandomVerticalFlip:
+        return _Flip(transform.p, -2)
+    if type(transform) is v2.RandomCrop and _Crop.supports(transform):
+        return _Crop(transform)
+    return _PerSample(transform)
+
+
+class Pipeline:
+    """Transforms applied in order to a batch; random ones per sample, drawn from `generator`.
+
+    Args:
+        transforms: Built v2 transforms.
+
+    Shape:
+        ``x`` (N, *sample) → (N, *out); the output is a plain tensor (no tv_tensor subclass).
+    """
+
+    def __init__(self, transforms: list[torch.nn.Module]):
+        self.transforms = list(transforms)
+        self.steps = [batch_step(t) for t in self.transforms]
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for step in self.steps:
+            x = step(x, generator)
+        return _plain(x)
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.transforms})"
