@@ -193,7 +193,7 @@ class _IdxDataset(Source):
     """
 
     split_names = ("train", "test")
-    dataset: ClassVar[type[datasets.MNIST]]
+    torchvision_dataset: ClassVar[type[datasets.MNIST]]  # not `dataset`: that is Source.dataset(split)
 
     def __init__(self, root: str, download: bool = False):
         self.root = root
@@ -201,23 +201,24 @@ class _IdxDataset(Source):
 
     @property
     def raw_folder(self) -> Path:
-        return Path(self.root) / self.dataset.__name__ / "raw"
+        return Path(self.root) / self.torchvision_dataset.__name__ / "raw"
 
     def raw_files(self) -> list[str]:
         """The file names torchvision reads from `raw_folder`, for both splits."""
-        return [Path(name).stem for name, _ in self.dataset.resources]  # drop the .gz of the download
+        return [Path(name).stem for name, _ in self.torchvision_dataset.resources]  # drop the .gz of the download
 
     def dataset_kwargs(self) -> dict:
         return {}
 
     def load(self, split: str) -> TensorSplit:
-        name = self.dataset.__name__
+        name = self.torchvision_dataset.__name__
         missing = [f for f in self.raw_files() if not (self.raw_folder / f).is_file()]
         if missing and not self.download:
             raise SourceError(f"{name} files not found in {self.raw_folder} (missing: {', '.join(missing)}); "
                               f"set `download: true` to download them, or put the files there", "root")
         try:
-            data = self.dataset(self.root, train=split == "train", download=bool(missing), **self.dataset_kwargs())
+            data = self.torchvision_dataset(self.root, train=split == "train", download=bool(missing),
+                                            **self.dataset_kwargs())
         except (AssertionError, TypeError, ValueError, RuntimeError, KeyError, IndexError, OSError, EOFError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             if missing:
@@ -235,28 +236,28 @@ class _IdxDataset(Source):
 class MNIST(_IdxDataset):
     """The MNIST handwritten digits (torchvision.datasets.MNIST): splits train and test."""
 
-    dataset = datasets.MNIST
+    torchvision_dataset = datasets.MNIST
 
 
 class FashionMNIST(_IdxDataset):
     """Fashion-MNIST clothing images (torchvision.datasets.FashionMNIST): splits train and test."""
 
-    dataset = datasets.FashionMNIST
+    torchvision_dataset = datasets.FashionMNIST
 
 
 class KMNIST(_IdxDataset):
     """Kuzushiji-MNIST cursive Japanese characters (torchvision.datasets.KMNIST): splits train and test."""
 
-    dataset = datasets.KMNIST
+    torchvision_dataset = datasets.KMNIST
 
 
 class QMNIST(_IdxDataset):
     """QMNIST, MNIST with its 60k lost test digits restored (torchvision.datasets.QMNIST): splits train and test."""
 
-    dataset = datasets.QMNIST
+    torchvision_dataset = datasets.QMNIST
 
     def raw_files(self) -> list[str]:
-        urls = [url for part in ("train", "test") for url, _ in self.dataset.resources[part]]
+        urls = [url for part in ("train", "test") for url, _ in self.torchvision_dataset.resources[part]]
         return [Path(url).stem for url in urls]
 
     def class_targets(self, targets: torch.Tensor) -> torch.Tensor:
@@ -275,7 +276,7 @@ class EMNIST(_IdxDataset):
         download: Download the files when they are missing.
     """
 
-    dataset = datasets.EMNIST
+    torchvision_dataset = datasets.EMNIST
 
     def __init__(self, root: str, split: EMNISTSplit, download: bool = False):
         super().__init__(root, download)
