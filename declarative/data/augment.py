@@ -69,9 +69,9 @@ class _Flip:
 class _Crop:
     """RandomCrop (with padding): each sample its own offset, cut with one gather.
 
-    The padded image is never built: output pixel (i, j) of a crop at (top, left) reads source
-    pixel (top + i - pad_top, left + j - pad_left), mapped back into the image as the padding mode
-    says (constant: the fill value outside; edge: clamped; reflect: mirrored without the edge).
+    Output pixel (i, j) of a crop at (top, left) reads padded pixel (top + i, left + j). Constant
+    padding builds the padded batch once; edge and reflect padding map that pixel back into the
+    image instead (clamped; mirrored without repeating the edge), with no padded copy.
     """
 
     MODES = ("constant", "edge", "reflect")
@@ -88,16 +88,13 @@ class _Crop:
     def supports(cls, transform: v2.RandomCrop) -> bool:
         return transform.padding_mode in cls.MODES and isinstance(transform.fill, (int, float))
 
-    def _source_index(self, index: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Padded coordinates → source coordinates, and (constant mode) which ones are inside."""
-        if self.mode == "edge":
-            return index.clamp(0, size - 1), None
+    def _source_index(self, index: torch.Tensor, size: int) -> torch.Tensor:
+        """Image coordinates (outside the image where they fall in the padding) → the pixel they read."""
         if self.mode == "reflect" and size > 1:
             period = 2 * (size - 1)
             index = index.abs() % period
-            return torch.where(index >= size, period - index, index), None
-        inside = (index >= 0) & (index < size)
-        return index.clamp(0, size - 1), inside
+            return torch.where(index >= size, period - index, index)
+        return index.clamp(0, size - 1)  # edge
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = _plain(x)
@@ -117,15 +114,18 @@ class _Crop:
         device = x.device
         tops = torch.randint(0, padded_h - self.height + 1, (n,), generator=generator, device=device)
         lefts = torch.randint(0, padded_w - self.width + 1, (n,), generator=generator, device=device)
-        rows, row_inside = self._source_index(tops[:, None] + torch.arange(self.height, device=device) - top, height)
-        cols, col_inside = self._source_index(lefts[:, None] + torch.arange(self.width, device=device) - left, width)
+        rows = tops[:, None] + torch.arange(self.height, device=device)  # in padded coordinates
+        cols = lefts[:, None] + torch.arange(self.width, device=device)
         flat = x.reshape(n, -1, height, width)  # any leading channel dims as one
-        samples = torch.arange(n, device=device)[:, None, None, None]
-        channels = torch.arange(flat.shape[1], device=device)[None, :, None, None]
-        out = flat[samples, channels, rows[:, None, :, None], cols[:, None, None, :]]
-        if row_inside is not None:
-            inside = row_inside[:, None, :, None] & col_inside[:, None, None, :]
-            out = torch.where(inside, out, torch.tensor(self.fill, dtype=out.dtype, device=device))
+        if self.mode == "constant":  # pad once (a copy), then read the crops from it
+            flat = torch.nn.functional.pad(flat, (left, right, top, bottom), value=self.fill)
+            height, width = padded_h, padded_w
+        else:  # map padded coordinates back into the image: no padded copy at all
+            rows, cols = self._source_index(rows - top, height), self._source_index(cols - left, width)
+        # One gather over the flattened pixels of each sample (much faster than 4-D advanced indexing).
+        index = (rows[:, :, None] * width + cols[:, None, :]).view(n, 1, -1)
+        flat = flat.reshape(n, flat.shape[1], height * width)
+        out = flat.gather(2, index.expand(n, flat.shape[1], index.shape[-1]))
         return out.reshape(*x.shape[:-2], self.height, self.width)
 
 
