@@ -351,3 +351,28 @@ def test_run_reports_how_it_loads_the_data(tmp_path):
     assert result.returncode == 0, result.stderr
     # 250 samples × 784 float32 + int64 targets, after ToDtype ran once over each split
     assert "data: in memory on cpu (786 kB)" in result.stdout
+
+
+def test_random_resized_crop_draws_boxes_and_resizes_them_as_v2_does():
+    from torchvision.transforms import v2
+
+    from declarative.data.augment import _ResizedCrop, batch_step
+
+    transform = v2.RandomResizedCrop(12)
+    step = batch_step(transform)
+    assert isinstance(step, _ResizedCrop)
+    top, left, h, w = step.boxes(4000, 20, 30, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert bool(((top >= 0) & (top + h <= 20) & (left >= 0) & (left + w <= 30) & (h > 0) & (w > 0)).all())
+    torch.manual_seed(0)
+    theirs = [transform.make_params([torch.zeros(3, 20, 30)]) for _ in range(4000)]
+    area = torch.tensor([p["height"] * p["width"] / 600.0 for p in theirs])
+    ratio = torch.tensor([p["width"] / p["height"] for p in theirs])
+    assert abs(float((h * w / 600.0).mean() - area.mean())) < 0.02  # the same distribution of boxes
+    assert abs(float((w / h).double().mean() - ratio.mean())) < 0.03
+
+    images = torch.randint(0, 256, (50, 3, 20, 30), dtype=torch.uint8)
+    for x, tolerance in ((images, 1), (images.float(), 1e-3)):
+        out = step.resample(x, top[:50], left[:50], h[:50], w[:50])
+        expected = torch.stack([F.resized_crop(x[i], int(top[i]), int(left[i]), int(h[i]), int(w[i]), [12, 12],
+                                               antialias=True) for i in range(50)])
+        assert out.dtype == x.dtype and (out.double() - expected.double()).abs().max() <= tolerance

@@ -4,9 +4,9 @@ A torchvision v2 transform called on a batch draws one set of parameters for the
 (one crop, one flip). Augmentation needs one per sample, so a `Pipeline` runs each random
 transform in one of two ways:
 
-- vectorised, for the common ones (RandomCrop, RandomHorizontalFlip, RandomVerticalFlip):
-  the parameters of every sample are drawn at once from the pipeline's generator and applied
-  with one indexing op, on the device that holds the batch;
+- vectorised, for the common ones (RandomCrop, RandomHorizontalFlip, RandomVerticalFlip,
+  RandomResizedCrop): the parameters of every sample are drawn at once from the pipeline's
+  generator and applied with one op, on the device that holds the batch;
 - otherwise sample by sample, calling the v2 transform on each sample and stacking the
   results, under torch's global RNG seeded from the same generator.
 
@@ -16,6 +16,7 @@ The same generator state gives the same augmentation, so a seeded run repeats ex
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -129,6 +130,91 @@ class _Crop:
         return out.reshape(*x.shape[:-2], self.height, self.width)
 
 
+class _ResizedCrop:
+    """RandomResizedCrop with bilinear interpolation: each sample its own box, all resized at once.
+
+    The boxes are drawn as v2 draws them (up to 10 tries of a scale and a log-uniform aspect
+    ratio, else the central crop), for every sample at once. Each box is cropped and resized by
+    two batched matrix products with per-sample weights: the separable antialiased bilinear
+    filter of v2's resize (`antialias=True`, its default). Integer images are rounded back to
+    their dtype.
+    """
+
+    TRIES = 10
+
+    def __init__(self, transform: v2.RandomResizedCrop):
+        self.height, self.width = transform.size
+        self.scale = transform.scale
+        self.ratio = transform.ratio
+        self.log_ratio = (math.log(transform.ratio[0]), math.log(transform.ratio[1]))
+
+    @classmethod
+    def supports(cls, transform: v2.RandomResizedCrop) -> bool:
+        return str(getattr(transform.interpolation, "value", transform.interpolation)) == "bilinear"
+
+    def boxes(self, n: int, height: int, width: int, generator: torch.Generator,
+              device: torch.device) -> tuple[torch.Tensor, ...]:
+        """(top, left, box height, box width) of each of `n` samples, as v2.RandomResizedCrop draws them."""
+        uniform = torch.rand(2, n, self.TRIES, generator=generator, device=device, dtype=torch.float64)
+        area = height * width * (self.scale[0] + (self.scale[1] - self.scale[0]) * uniform[0])
+        aspect = torch.exp(self.log_ratio[0] + (self.log_ratio[1] - self.log_ratio[0]) * uniform[1])
+        w = torch.round(torch.sqrt(area * aspect)).long()
+        h = torch.round(torch.sqrt(area / aspect)).long()
+        valid = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+        first = valid.long().argmax(1, keepdim=True)  # the first try that fits
+        w, h = w.gather(1, first)[:, 0], h.gather(1, first)[:, 0]
+        # No try fits: the central crop of the nearest allowed aspect ratio.
+        in_ratio = width / height
+        if in_ratio < min(self.ratio):
+            fallback_w, fallback_h = width, int(round(width / min(self.ratio)))
+        elif in_ratio > max(self.ratio):
+            fallback_w, fallback_h = int(round(height * max(self.ratio))), height
+        else:
+            fallback_w, fallback_h = width, height
+        fits = valid.any(1)
+        w = torch.where(fits, w, fallback_w)
+        h = torch.where(fits, h, fallback_h)
+        offsets = torch.rand(2, n, generator=generator, device=device, dtype=torch.float64)
+        top = torch.where(fits, (offsets[0] * (height - h + 1)).long(), (height - h) // 2)
+        left = torch.where(fits, (offsets[1] * (width - w + 1)).long(), (width - w) // 2)
+        return top, left, h, w
+
+    @staticmethod
+    def weights(start: torch.Tensor, length: torch.Tensor, size: int, out_size: int) -> torch.Tensor:
+        """(N, out_size, size) bilinear resampling weights of each sample's [start, start + length) span.
+
+        The antialiased triangle filter of torch's (and PIL's) bilinear resize: wider than one
+        pixel when the span shrinks, plain linear interpolation when it grows; clamped to the span.
+        """
+        scale = (length.double() / out_size)[:, None, None]  # (N, 1, 1)
+        support = scale.clamp(min=1.0)
+        centre = scale * (torch.arange(out_size, device=length.device, dtype=torch.float64)[None, :, None] + 0.5)
+        first = torch.floor(centre - support + 0.5).clamp(min=0)
+        last = torch.minimum(torch.floor(centre + support + 0.5), length.double()[:, None, None])
+        k = torch.arange(size, device=length.device, dtype=torch.float64)[None, None, :] - start[:, None, None]
+        weights = (1 - ((k - centre + 0.5) / support).abs()).clamp(min=0)
+        weights = weights * ((k >= first) & (k < last))
+        return weights / weights.sum(-1, keepdim=True)
+
+    def resample(self, x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: torch.Tensor,
+                 w: torch.Tensor) -> torch.Tensor:
+        """Crop each sample to its box and resize it to the output size: two batched matmuls."""
+        n, height, width = len(x), x.shape[-2], x.shape[-1]
+        flat = x.reshape(n, -1, height, width)
+        dtype = flat.dtype if flat.is_floating_point() else torch.float32
+        rows = self.weights(top, h, height, self.height).to(dtype)  # (N, out_h, H)
+        cols = self.weights(left, w, width, self.width).to(dtype)  # (N, out_w, W)
+        out = rows[:, None] @ flat.to(dtype) @ cols[:, None].transpose(-1, -2)
+        if not flat.is_floating_point():
+            info = torch.iinfo(flat.dtype)
+            out = out.round_().clamp_(info.min, info.max).to(flat.dtype)
+        return out.reshape(*x.shape[:-2], self.height, self.width)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = _plain(x)
+        return self.resample(x, *self.boxes(len(x), x.shape[-2], x.shape[-1], generator, x.device))
+
+
 class _PerSample:
     """Any other random transform: called on each sample, under the global RNG seeded from the generator."""
 
@@ -154,6 +240,8 @@ def batch_step(transform: torch.nn.Module) -> Step:
         return _Flip(transform.p, -2)
     if type(transform) is v2.RandomCrop and _Crop.supports(transform):
         return _Crop(transform)
+    if type(transform) is v2.RandomResizedCrop and _ResizedCrop.supports(transform):
+        return _ResizedCrop(transform)
     return _PerSample(transform)
 
 
