@@ -65,8 +65,6 @@ def _split_schema(what: str) -> dict:
         "description": f"Where the {what} split comes from: a seeded fraction of the training split, "
                        "a split the source has, or a source of its own.",
         "type": "object",
-        "minProperties": 1,
-        "maxProperties": 2,
         "properties": {
             "fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
                          "description": "Carve this fraction out of the training split (seeded)."},
