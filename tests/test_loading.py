@@ -376,3 +376,19 @@ def test_random_resized_crop_draws_boxes_and_resizes_them_as_v2_does():
         expected = torch.stack([F.resized_crop(x[i], int(top[i]), int(left[i]), int(h[i]), int(w[i]), [12, 12],
                                                antialias=True) for i in range(50)])
         assert out.dtype == x.dtype and (out.double() - expected.double()).abs().max() <= tolerance
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_both_paths_augment_on_the_device_and_agree(tmp_path, mnist_root):
+    data = {}
+    for loader in ("memory", "dataloader"):
+        spec = make_spec(tmp_path, LOADER_DATA.format(root=mnist_root, loader=f"loader: {loader}").replace(
+            "RandomHorizontalFlip", "RandomHorizontalFlip, {RandomResizedCrop: {size: 28}}"),
+            input="[1, 28, 28]", name=loader)
+        data[loader] = build_data(spec, device="cuda")
+    assert data["memory"].description.startswith("data: in memory on cuda")
+    assert "pinned memory" in data["dataloader"].description
+    for (x, y), (lx, ly) in zip(batches_of(data["memory"].train, 1), batches_of(data["dataloader"].train, 1),
+                                strict=True):
+        assert x.device.type == lx.device.type == "cuda" and torch.equal(y, ly)
+        torch.testing.assert_close(x, lx)
