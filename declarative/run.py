@@ -64,6 +64,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
         resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
                      target_dtype=data.target_dtype)  # before the run folder: its spec.yaml records the task
         check_targets_fit_model(spec, data.num_classes, plan)
+        console.print(data.description, markup=False, highlight=False)
         trainer = Trainer(spec, accelerator=accelerator, precision=precision, callbacks=build_callbacks(spec),
                           console=console)
         model = trainer.prepare(model)

@@ -1,48 +1,77 @@
-"""Data from specs: sources, transforms, splits and in-memory batches.
+"""Data from specs: sources, transforms, splits, and batches in memory or through a DataLoader.
 
-`build_data(spec, device)` is the stage's entry point: it loads the spec's source, carves or
-loads the val and test splits, moves them to the device once, and wraps each in `Batches`
-that apply the spec's transforms to every batch.
+`build_data(spec, device)` is the stage's entry point: it loads (or opens) the spec's source,
+carves or loads the val and test splits, fills `Normalize: {mean: auto, std: auto}` from the
+training split, and chooses how batches reach the model (declarative/data/loading.py):
+
+- in memory: each split held as tensors on the device, batched by index slicing. The
+  deterministic transforms at the head of a split's pipeline run once, over the whole split,
+  when the result fits the memory budget; the rest run on each batch.
+- DataLoader: per-sample reads, collated, moved to the device; the transforms run there on
+  each batch.
+
+Either way a training batch is `transforms(train_transforms(x))` and an eval batch
+`transforms(x)`, with random transforms drawn per sample.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from declarative.data.augment import Pipeline, is_random
 from declarative.data.batches import Batches
+from declarative.data.loading import LoaderBatches, describe_size, loader_settings, memory_budget
 from declarative.data.sources import SOURCES, Source, SourceError, TensorSplit
-from declarative.data.splits import SplitTensors, resolve_splits
-from declarative.data.transforms import TRANSFORMS, BatchTransform, build_transforms, probe_transforms
+from declarative.data.splits import SplitTensors, estimated_nbytes, resolve_splits, split_targets
+from declarative.data.stats import build_with_stats
+from declarative.data.transforms import TRANSFORMS, probe_transforms
 from declarative.data import images, synthetic, tabular, torchvision_sources, vision  # noqa: F401  (each registers its sources in SOURCES)
 
-__all__ = ["DataModule", "build_data", "check_model_input", "Batches", "Source", "SourceError", "TensorSplit",
-           "SOURCES", "TRANSFORMS"]
+__all__ = ["DataModule", "build_data", "check_model_input", "Batches", "LoaderBatches", "Source", "SourceError",
+           "TensorSplit", "SOURCES", "TRANSFORMS"]
 
 # Samples run through the transforms at build time, to find their output shape and any failure.
 _PROBE_SAMPLES = 2
+# Samples transformed at a time when a whole split is (the statistics, the precomputed transforms).
+_CHUNK = 8192
 
 
 @dataclass
 class DataModule:
     """A run's data: its batches, and what the model needs to know about one sample."""
 
-    train: Batches
-    val: Batches | None
-    test: Batches | None
+    train: Batches | LoaderBatches
+    val: Batches | LoaderBatches | None
+    test: Batches | LoaderBatches | None
     input_shape: tuple[int, ...]  # one sample after the transforms, without the batch dim
     num_classes: int | None  # max target + 1 for integer targets; None for float (regression) targets
     target_shape: tuple[int, ...] = ()  # one sample's target, without the batch dim (the task is inferred from it)
     target_dtype: torch.dtype = torch.int64
+    description: str = ""  # how the data is loaded, one line for the console, e.g. "data: in memory on cpu (47 MB)"
 
 
-def _sample_shape(spec, transforms: list, split: TensorSplit) -> tuple[int, ...]:
-    return tuple(probe_transforms(spec, transforms, split.inputs[:_PROBE_SAMPLES]).shape[1:])
+def _head(data: TensorSplit | Dataset, count: int) -> torch.Tensor:
+    if isinstance(data, TensorSplit):
+        return data.inputs[:count]
+    return torch.stack([torch.as_tensor(data[i][0]) for i in range(min(count, len(data)))])
 
 
-def _num_classes(splits: list[TensorSplit]) -> int | None:
-    targets = [s.targets for s in splits]
+def _input_chunks(data: TensorSplit | Dataset, device: torch.device, spec) -> Iterator[torch.Tensor]:
+    """A split's inputs, a chunk at a time, on `device`."""
+    if isinstance(data, TensorSplit):
+        for start in range(0, len(data), _CHUNK):
+            yield data.inputs[start:start + _CHUNK].to(device)
+        return
+    workers = loader_settings(spec, device, data).num_workers
+    for x, _ in DataLoader(data, batch_size=_CHUNK // 8, num_workers=workers):
+        yield x.to(device)
+
+
+def _num_classes(targets: list[torch.Tensor]) -> int | None:
     if any(t.is_floating_point() or t.is_complex() or t.dtype == torch.bool for t in targets):
         return None
     return int(max(t.max() for t in targets)) + 1  # once, at build time: the only host sync here
@@ -56,40 +85,128 @@ def check_model_input(spec, input_shape: tuple[int, ...]) -> None:
                                              f"{list(input_shape)} or change data.transforms")
 
 
+def _deterministic_head(transforms: list[torch.nn.Module]) -> int:
+    """How many transforms at the head of a pipeline are deterministic (and can run once per data set)."""
+    count = 0
+    while count < len(transforms) and not is_random(transforms[count]):
+        count += 1
+    return count
+
+
+def _nbytes(*tensors: torch.Tensor) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _held_nbytes(split: TensorSplit, head: Pipeline) -> int:
+    """The split's size once its deterministic head has run over it."""
+    sample = head(split.inputs[:1], torch.Generator()) if head else split.inputs[:1]
+    return _nbytes(sample) * len(split) + _nbytes(split.targets)
+
+
+def _precomputed(split: TensorSplit, head: Pipeline, device: torch.device) -> TensorSplit:
+    """The split on `device`, with `head` run over all of it, a chunk at a time."""
+    if not head:
+        return split.to(device)
+    generator = torch.Generator(device)  # unused: the head is deterministic
+    out = None
+    for start in range(0, len(split), _CHUNK):
+        x = head(split.inputs[start:start + _CHUNK].to(device), generator)
+        if out is None:
+            out = torch.empty((len(split), *x.shape[1:]), dtype=x.dtype, device=device)
+        out[start:start + len(x)] = x
+    return TensorSplit(out, split.targets.to(device))
+
+
+def _splits_for(spec, device: torch.device) -> tuple[str, SplitTensors, str]:
+    """Load or open the splits: 'memory' (tensors) or 'dataloader' (data sets), and why, when auto chose."""
+    setting = spec.data.loader
+    if setting == "auto":
+        estimate = estimated_nbytes(spec)
+        budget = memory_budget(device)
+        if estimate is not None and estimate > budget:
+            return "dataloader", resolve_splits(spec, as_datasets=True), \
+                f"{describe_size(estimate)} is over the in-memory budget of {describe_size(budget)}"
+    if setting == "dataloader":
+        return "dataloader", resolve_splits(spec, as_datasets=True), ""
+    return "memory", resolve_splits(spec), ""
+
+
+def _pipelines(spec, splits: SplitTensors, device: torch.device) -> tuple[list, list, tuple[int, ...]]:
+    """The eval and train transform pipelines (with `auto` statistics computed from the training split), and
+    the shape of one transformed sample; val/test samples of another shape are a located error."""
+    data = spec.data
+
+    def train_inputs() -> Iterator[torch.Tensor]:
+        return _input_chunks(splits.train, device, spec)
+
+    eval_transforms = build_with_stats(spec, data.transforms, train_inputs)
+    train_transforms = build_with_stats(spec, data.train_transforms, train_inputs) + eval_transforms
+
+    probe = _head(splits.train, _PROBE_SAMPLES)
+    input_shape = tuple(probe_transforms(spec, data.train_transforms + data.transforms, train_transforms,
+                                         probe).shape[1:])
+    for role, split, path in (("val", splits.val, splits.val_path), ("test", splits.test, splits.test_path)):
+        if split is None:
+            continue
+        shape = tuple(probe_transforms(spec, data.transforms, eval_transforms, _head(split, _PROBE_SAMPLES)).shape[1:])
+        if shape != input_shape:
+            raise spec.error(path, f"the {role} data gives samples of shape {list(shape)} but the training "
+                                   f"data gives {list(input_shape)}; they must match")
+    return eval_transforms, train_transforms, input_shape
+
+
 def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
     """The spec's data as batches on `device`; any problem with it is a located SpecError.
 
     Args:
-        spec: The typed, validated spec (`declarative.spec.config.Spec`).
-        device: Where the data sets are held and batched, e.g. ``cuda``.
+        spec: The typed, validated spec (`declarative.spec.config.Spec`). `auto` normalization
+            statistics are written into its transforms.
+        device: Where the batches are made, e.g. ``cuda``.
     """
-    batch_size = spec.data.batch_size
-    splits: SplitTensors = resolve_splits(spec)
-    transforms = build_transforms(spec)
-    input_shape = _sample_shape(spec, transforms, splits.train)
-    for role, split, path in (("val", splits.val, splits.val_path), ("test", splits.test, splits.test_path)):
-        if split is not None and (shape := _sample_shape(spec, transforms, split)) != input_shape:
-            raise spec.error(path, f"the {role} data gives samples of shape {list(shape)} but the training "
-                                   f"data gives {list(input_shape)}; they must match")
+    device = torch.device(device)
+    data = spec.data
+    mode, splits, reason = _splits_for(spec, device)
+
+    eval_transforms, train_transforms, input_shape = _pipelines(spec, splits, device)
     check_model_input(spec, input_shape)
 
-    present = [s for s in (splits.train, splits.val, splits.test) if s is not None]
-    num_classes = _num_classes(present)
-    transform = BatchTransform(transforms) if transforms else None
+    roles = {"train": splits.train, "val": splits.val, "test": splits.test}
+    present = {role: split for role, split in roles.items() if split is not None}
+    targets = {role: split_targets(split) for role, split in present.items()}
+    num_classes = _num_classes(list(targets.values()))
+    pipelines = {role: train_transforms if role == "train" else eval_transforms for role in present}
 
-    def batches(split: TensorSplit | None, shuffle: bool) -> Batches | None:
-        if split is None:
-            return None
-        split = split.to(device)
-        return Batches(split.inputs, split.targets, batch_size, transform=transform, shuffle=shuffle,
-                       seed=spec.seed)
+    if mode == "memory":
+        heads = {role: _deterministic_head(pipelines[role]) for role in present}
+        held = sum(_held_nbytes(split, Pipeline(pipelines[role][:heads[role]])) for role, split in present.items())
+        raw = sum(_nbytes(split.inputs, split.targets) for split in present.values())
+        budget = memory_budget(device)
+        if held > budget:
+            heads = dict.fromkeys(present, 0)  # keep the stored form; transform each batch
+            held = raw
+        if held > budget and data.loader == "auto":
+            mode, reason = "dataloader", f"{describe_size(raw)} is over the in-memory budget of {describe_size(budget)}"
+            present = {role: TensorDataset(split.inputs, split.targets) for role, split in present.items()}
 
-    return DataModule(
-        train=batches(splits.train, shuffle=True),
-        val=batches(splits.val, shuffle=False),
-        test=batches(splits.test, shuffle=False),
-        input_shape=input_shape,
-        num_classes=num_classes,
-        target_shape=tuple(splits.train.targets.shape[1:]),
-        target_dtype=splits.train.targets.dtype,
-    )
+    batches: dict[str, Batches | LoaderBatches | None] = dict.fromkeys(roles)
+    if mode == "memory":
+        for role, split in present.items():
+            head = heads[role]
+            split = _precomputed(split, Pipeline(pipelines[role][:head]), device)
+            rest = Pipeline(pipelines[role][head:])
+            batches[role] = Batches(split.inputs, split.targets, data.batch_size, transform=rest or None,
+                                    shuffle=role == "train", seed=spec.seed)
+        description = f"data: in memory on {device} ({describe_size(held)})"
+    else:
+        for role, split in present.items():
+            if isinstance(split, TensorSplit):
+                split = TensorDataset(split.inputs, split.targets)
+            settings = loader_settings(spec, device, split)
+            pipeline = Pipeline(pipelines[role])
+            batches[role] = LoaderBatches(split, data.batch_size, device=device, settings=settings,
+                                          transform=pipeline or None, shuffle=role == "train", seed=spec.seed)
+        description = f"data: DataLoader, {batches['train'].settings.describe()}" + (f" ({reason})" if reason else "")
+
+    return DataModule(train=batches["train"], val=batches["val"], test=batches["test"], input_shape=input_shape,
+                      num_classes=num_classes, description=description,
+                      target_shape=tuple(targets["train"].shape[1:]), target_dtype=targets["train"].dtype)

@@ -2,7 +2,8 @@
 
 A data set that fits in memory is held as two tensors on the training device. A batch is a
 slice of them (or, when shuffling, an index_select with a slice of a permutation), so there
-is no per-sample `__getitem__`, no collate and no host sync per step.
+is no per-sample `__getitem__`, no collate and no host sync per step. Random transforms draw
+from a generator on the same device, seeded per epoch.
 """
 
 from __future__ import annotations
@@ -11,15 +12,30 @@ from typing import Callable, Iterator
 
 import torch
 
-__all__ = ["Batches"]
+__all__ = ["Batches", "epoch_order", "epoch_seed", "augment_generator"]
+
+Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 # Odd 64-bit constant that spreads (seed, epoch) pairs over generator seeds.
 _EPOCH_MIX = 0x9E3779B97F4A7C15
+# Keeps the augmentation draws apart from the shuffling draws of the same epoch.
+_AUGMENT_STREAM = 0x5DEECE66D
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """The shuffling seed of one epoch: a different order each epoch, the same on every run."""
     return (seed * _EPOCH_MIX + epoch) % 2**63
+
+
+def epoch_order(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
+    """One epoch's shuffled sample order, drawn on the CPU: the same whichever device or loader uses it."""
+    generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+    return torch.randperm(num_samples, generator=generator)
+
+
+def augment_generator(device: torch.device, seed: int, epoch: int) -> torch.Generator:
+    """The generator random transforms draw from in one epoch, on the device that holds the batches."""
+    return torch.Generator(device).manual_seed(epoch_seed(seed, epoch) ^ _AUGMENT_STREAM)
 
 
 class Batches:
@@ -29,7 +45,8 @@ class Batches:
         inputs: (N, *sample) tensor, on the device the batches are for.
         targets: (N, *target) tensor, on the same device.
         batch_size: Samples per batch; the last batch holds the rest (no drop_last).
-        transform: Applied to each inputs batch, e.g. the spec's transforms; None: none.
+        transform: Applied to each inputs batch with this epoch's generator, ``transform(x, generator)``
+            (e.g. a `declarative.data.augment.Pipeline`); None: none.
         shuffle: Draw a new order each epoch (training); False keeps the data's order.
         seed: With the epoch (`set_epoch`), seeds the order, so a run repeats exactly.
 
@@ -51,7 +68,7 @@ class Batches:
         targets: torch.Tensor,
         batch_size: int,
         *,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        transform: Transform | None = None,
         shuffle: bool = False,
         seed: int = 0,
     ):
@@ -84,14 +101,14 @@ class Batches:
 
         Drawn on the CPU, so the order is the same whichever device holds the data.
         """
-        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        return torch.randperm(self.num_samples, generator=generator).to(self.device, non_blocking=True)
+        return epoch_order(self.num_samples, self.seed, self.epoch).to(self.device, non_blocking=True)
 
     def __len__(self) -> int:
         return -(-self.num_samples // self.batch_size)  # ceil: the last, short batch counts
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order() if self.shuffle else None
+        generator = augment_generator(self.device, self.seed, self.epoch) if self.transform is not None else None
         for start in range(0, self.num_samples, self.batch_size):
             if order is None:
                 x = self.inputs[start:start + self.batch_size]
@@ -100,7 +117,7 @@ class Batches:
                 index = order[start:start + self.batch_size]
                 x = self.inputs.index_select(0, index)
                 y = self.targets.index_select(0, index)
-            yield (self.transform(x) if self.transform is not None else x), y
+            yield (self.transform(x, generator) if self.transform is not None else x), y
 
     def __repr__(self) -> str:
         return (f"Batches(num_samples={self.num_samples}, batch_size={self.batch_size}, "

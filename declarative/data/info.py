@@ -14,10 +14,13 @@ class DataInfo:
 def data_info(spec) -> DataInfo:
     """Read the spec's data (on the CPU) for the values `${data.*}` references and `model.input: auto` take.
     Any problem with the data is the located SpecError `build_data` would raise."""
-    from declarative.data import _num_classes, _sample_shape, build_transforms, resolve_splits
+    import torch
+
+    from declarative.data import _num_classes, _pipelines, _splits_for, split_targets
 
     # build_data's own pieces, without its check of model.input, which is what is being found out here
-    splits = resolve_splits(spec)
-    input_shape = _sample_shape(spec, build_transforms(spec), splits.train)
+    cpu = torch.device("cpu")
+    _, splits, _ = _splits_for(spec, cpu)
+    _, _, input_shape = _pipelines(spec, splits, cpu)
     present = [s for s in (splits.train, splits.val, splits.test) if s is not None]
-    return DataInfo(input_shape=input_shape, num_classes=_num_classes(present))
+    return DataInfo(input_shape=input_shape, num_classes=_num_classes([split_targets(s) for s in present]))

@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset, TensorDataset
 from torchvision import datasets
 
 from declarative.errors import SpecError
@@ -62,12 +63,29 @@ class TensorSplit:
 
 
 class Source:
-    """Base class of data sources: named splits, each loaded whole as a `TensorSplit`."""
+    """Base class of data sources: named splits, each loaded whole as a `TensorSplit`,
+    or read sample by sample as a `torch.utils.data.Dataset`."""
 
     split_names: tuple[str, ...] = ("train",)
 
     def load(self, split: str) -> TensorSplit:
         raise NotImplementedError
+
+    def dataset(self, split: str) -> Dataset:
+        """The split as a data set of `(input, target)` tensor pairs, for a DataLoader.
+
+        Default: a TensorDataset over `load(split)`. A source that reads one file per sample
+        overrides it to read lazily.
+        """
+        data = self.load(split)
+        return TensorDataset(data.inputs, data.targets)
+
+    def nbytes(self, split: str) -> int | None:
+        """The split's estimated size in memory (inputs and targets as `load` returns them), in bytes.
+
+        Default: None, unknown; dtrain then loads the split and measures it.
+        """
+        return None
 
 
 # --------------------------------------------------------------------------- array files

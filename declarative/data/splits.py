@@ -3,7 +3,11 @@
 - The training split is the source's `train` split (or its only one).
 - `fraction: f` carves f of the training split's samples out of it, with a permutation seeded
   by `spec.seed`: test is carved first, then val from the rest. Both fractions are of the
-  whole training split, so `val: 0.1, test: 0.1` leaves 80% to train.
+  whole training split, so `val: 0.1, test: 0.1` leaves 80% to train. With `stratify: true`
+  each class gives the same fraction of its own samples (largest remainders settle the
+  rounding), so an imbalanced data set keeps its proportions in every split.
+- A split is held either whole in memory (`TensorSplit`) or as a `torch.utils.data.Dataset`
+  (`as_datasets=True`, for the DataLoader path); carving picks the same samples either way.
 - `split: name` is a split the source has; `source: {...}` is a source of its own.
 - Without `data.test`, a source's own `test` split is the test split; without `data.val`,
   there is no validation.
@@ -12,8 +16,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union
 
 import torch
+from torch.utils.data import Dataset, Subset, TensorDataset
 
 from declarative.data.images import leading_resize
 from declarative.data.sources import SOURCES, Source, SourceError, TensorSplit
@@ -21,16 +27,18 @@ from declarative.errors import did_you_mean
 from declarative.registry import Registry
 from declarative.spec.config import PATH_ARGUMENTS, Component, Split
 
-__all__ = ["SplitTensors", "resolve_splits", "open_source"]
+__all__ = ["SplitTensors", "resolve_splits", "open_source", "estimated_nbytes", "split_targets"]
+
+SplitData = Union[TensorSplit, Dataset]
 
 
 @dataclass
 class SplitTensors:
-    """The three splits of a run, on the CPU; val and test may be absent."""
+    """The three splits of a run, on the CPU (tensors, or data sets); val and test may be absent."""
 
-    train: TensorSplit
-    val: TensorSplit | None = None
-    test: TensorSplit | None = None
+    train: SplitData
+    val: SplitData | None = None
+    test: SplitData | None = None
     # Where each split was named in the spec, for errors found later (a shape that differs).
     val_path: tuple = ()
     test_path: tuple = ()
@@ -47,10 +55,11 @@ def open_source(spec, component: Component, registry: Registry = SOURCES) -> Sou
 class _Loader:
     """Loads splits of the spec's sources, each once, and checks what they hold."""
 
-    def __init__(self, spec):
+    def __init__(self, spec, as_datasets: bool = False):
         self.spec = spec
+        self.as_datasets = as_datasets
         self._sources: dict[tuple, Source] = {}
-        self._splits: dict[tuple, TensorSplit] = {}
+        self._splits: dict[tuple, SplitData] = {}
 
     def source(self, component: Component) -> Source:
         if component.path not in self._sources:
@@ -70,15 +79,30 @@ class _Loader:
         raise self.spec.error(component.path, f"{component.name} has no 'train' split "
                                               f"(its splits: {', '.join(names)})")
 
-    def load(self, component: Component, split: str) -> TensorSplit:
+    def load(self, component: Component, split: str) -> SplitData:
         key = (component.path, split)
         if key not in self._splits:
             try:
-                loaded = self.source(component).load(split)
+                source = self.source(component)
+                if self.as_datasets:
+                    self._splits[key] = self._checked_dataset(component, source.dataset(split), split)
+                else:
+                    self._splits[key] = self._checked(component, source.load(split), split)
             except SourceError as exc:
                 raise exc.at(self.spec, component) from None
-            self._splits[key] = self._checked(component, loaded, split)
         return self._splits[key]
+
+    def nbytes(self, component: Component, split: str) -> int | None:
+        try:
+            return self.source(component).nbytes(split)
+        except SourceError as exc:
+            raise exc.at(self.spec, component) from None
+
+    def _checked_dataset(self, component: Component, data: Dataset, split: str) -> Dataset:
+        if len(data) == 0:
+            argument = next((a for a in PATH_ARGUMENTS if a in component.kwargs), None)
+            raise SourceError(f"{component.name} ({split} split) has no samples", argument).at(self.spec, component)
+        return data
 
     def _checked(self, component: Component, data: TensorSplit, split: str) -> TensorSplit:
         """Inputs and targets that pair up; integer targets as int64, the dtype of class indices."""
@@ -100,17 +124,116 @@ class _Loader:
         return TensorSplit(inputs, targets)
 
 
-def _named_split(loader: _Loader, spec, split: Split) -> TensorSplit:
-    """A split given by name (`split: test`) or by a source of its own."""
+def _split_name(loader: _Loader, spec, split: Split) -> tuple[Component, str]:
+    """The source and split name of a split given by name (`split: test`) or by a source of its own."""
     if split.source is not None:
-        return loader.load(split.source, loader.default_split(split.source))
+        return split.source, loader.default_split(split.source)
     source = spec.data.source
     names = loader.source(source).split_names
     if split.split not in names:
         hint = did_you_mean(split.split, names)
         raise spec.error(split.path + ("split",), f"{source.name} has no split '{split.split}'"
                          + (f" — {hint}" if hint else "") + f" (its splits: {', '.join(names)})")
-    return loader.load(source, split.split)
+    return source, split.split
+
+
+def _plan(loader: _Loader, spec) -> tuple[dict[str, tuple[Component, str]], list[tuple[str, Split]]]:
+    """Which source split each role reads, and the roles carved from train by a fraction."""
+    data = spec.data
+    named = {"train": (data.source, loader.default_split(data.source))}
+    if data.test is None and "test" in loader.source(data.source).split_names:
+        named["test"] = (data.source, "test")
+    carved = []
+    for role, split in (("test", data.test), ("val", data.val)):  # test first: the order is part of the seed
+        if split is None:
+            continue
+        if split.fraction is not None:
+            carved.append((role, split))
+        else:  # the schema admits exactly one of fraction, split and source
+            named[role] = _split_name(loader, spec, split)
+    return named, carved
+
+
+def estimated_nbytes(spec, loader: _Loader | None = None) -> int | None:
+    """The in-memory size of every split the spec reads, as the sources estimate it; None: unknown."""
+    loader = loader or _Loader(spec)
+    named, _ = _plan(loader, spec)
+    total = 0
+    for component, split in {(c.path, s): (c, s) for c, s in named.values()}.values():
+        size = loader.nbytes(component, split)
+        if size is None:
+            return None
+        total += size
+    return total
+
+
+def split_targets(data: SplitData) -> torch.Tensor:
+    """The targets of a split, in sample order (read from the data set when it does not hold them)."""
+    if isinstance(data, TensorSplit):
+        return data.targets
+    if isinstance(data, TensorDataset):
+        return data.tensors[1]
+    if isinstance(data, Subset):
+        return split_targets(data.dataset)[torch.as_tensor(data.indices, dtype=torch.long)]
+    targets = getattr(data, "targets", None)  # torchvision data sets (ImageFolder, MNIST, ...) keep them
+    if targets is not None and len(targets) == len(data):
+        return torch.as_tensor(targets)
+    return torch.as_tensor([data[i][1] for i in range(len(data))])
+
+
+def _subset(data: SplitData, index: torch.Tensor) -> SplitData:
+    return data.subset(index) if isinstance(data, TensorSplit) else Subset(data, index.tolist())
+
+
+def _stratified_quotas(class_counts: torch.Tensor, available: torch.Tensor, count: int) -> torch.Tensor:
+    """How many samples of each class a split of `count` takes: the class's share of `count`,
+    rounded by largest remainders (each class within one of its exact share), never more than it has left."""
+    exact = class_counts.double() * count / class_counts.sum()
+    quotas = torch.minimum(exact.floor().long(), available)
+    remainder = exact - exact.floor()
+    for c in torch.argsort(remainder, descending=True, stable=True).tolist():
+        if int(quotas.sum()) >= count:
+            break
+        if quotas[c] < available[c]:
+            quotas[c] += 1
+    return quotas
+
+
+def _carve(spec, data: SplitData, carved: list[tuple[str, Split]]) -> dict[str, torch.Tensor]:
+    """The sample indices of each carved role and of what is left to train, each sorted."""
+    n = len(data)
+    counts = _carve_counts(spec, n, carved)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed))
+    remaining = order
+    indices: dict[str, torch.Tensor] = {}
+    targets = None
+    for (role, split), count in zip(carved, counts):
+        if not split.stratify:
+            taken, remaining = remaining[:count], remaining[count:]
+        else:
+            if targets is None:
+                targets = split_targets(data)
+                if targets.dim() != 1 or targets.is_floating_point() or targets.is_complex():
+                    raise spec.error(split.path + ("stratify",), f"stratify needs one class index per sample, "
+                                     f"but the targets have shape {list(targets.shape)} and dtype "
+                                     f"{str(targets.dtype).removeprefix('torch.')}")
+                targets = targets.long()
+                if targets.min() < 0:
+                    raise spec.error(split.path + ("stratify",), "stratify needs class indices >= 0")
+            classes = targets[remaining]  # in the seeded order: each class's first samples are a random draw
+            num_classes = int(targets.max()) + 1
+            quotas = _stratified_quotas(torch.bincount(targets, minlength=num_classes),
+                                        torch.bincount(classes, minlength=num_classes), count)
+            rank = torch.empty_like(classes)  # each sample's position among the remaining of its class
+            for c in torch.nonzero(quotas).flatten().tolist():
+                members = classes == c
+                rank[members] = torch.arange(int(members.sum()))
+            take = rank < quotas[classes]
+            taken, remaining = remaining[take], remaining[~take]
+        # Sorted, so a carved split keeps the source's order: eval batches read memory in sequence.
+        indices[role] = taken.sort().values
+    indices["train"] = remaining.sort().values
+    return indices
 
 
 def _carve_counts(spec, n: int, carved: list[tuple[str, Split]]) -> list[int]:
@@ -130,32 +253,22 @@ def _carve_counts(spec, n: int, carved: list[tuple[str, Split]]) -> list[int]:
     return counts
 
 
-def resolve_splits(spec) -> SplitTensors:
-    """The train, val and test splits the spec asks for, loaded on the CPU."""
+def resolve_splits(spec, *, as_datasets: bool = False) -> SplitTensors:
+    """The train, val and test splits the spec asks for, on the CPU.
+
+    Args:
+        as_datasets: Each split as the source's `dataset(split)` (read sample by sample) instead of
+            its whole `load(split)`.
+    """
     data = spec.data
-    loader = _Loader(spec)
-    train = loader.load(data.source, loader.default_split(data.source))
-    out = SplitTensors(train, val_path=data.val.path if data.val else (),
+    loader = _Loader(spec, as_datasets)
+    named, carved = _plan(loader, spec)
+    loaded = {role: loader.load(*where) for role, where in named.items()}
+    out = SplitTensors(loaded["train"], val=loaded.get("val"), test=loaded.get("test"),
+                       val_path=data.val.path if data.val else (),
                        test_path=data.test.path if data.test else data.source.path)
-
-    if data.test is None and "test" in loader.source(data.source).split_names:
-        out.test = loader.load(data.source, "test")
-    carved = []
-    for role, split in (("test", data.test), ("val", data.val)):  # test first: the order is part of the seed
-        if split is None:
-            continue
-        if split.fraction is not None:
-            carved.append((role, split))
-        else:  # the schema admits exactly one of fraction, split and source
-            setattr(out, role, _named_split(loader, spec, split))
-
     if carved:
-        counts = _carve_counts(spec, len(train), carved)
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(spec.seed))
-        start = 0
-        for (role, _), count in zip(carved, counts):
-            # Sorted, so a carved split keeps the source's order: eval batches read memory in sequence.
-            setattr(out, role, train.subset(order[start:start + count].sort().values))
-            start += count
-        out.train = train.subset(order[start:].sort().values)
+        train = out.train
+        for role, index in _carve(spec, train, carved).items():
+            setattr(out, role, _subset(train, index))
     return out

@@ -1,9 +1,9 @@
 """Transforms: torchvision.transforms.v2 classes by name, applied to whole batches of tensors.
 
-The spec's `data.transforms` list is composed with `v2.Compose` and run on each batch after
-it is sliced, (N, C, H, W) at a time: v2 transforms accept leading batch dims. A random
-transform therefore draws one set of parameters per batch (one crop, one flip for all its
-samples), not one per sample.
+`data.transforms` is the pipeline every split gets; `data.train_transforms` (augmentation) runs
+before it on training batches only. Both run on whole batches, (N, C, H, W) at a time, with
+random transforms drawn per sample (declarative/data/augment.py). `Normalize: {mean: auto,
+std: auto}` is filled in from the training split (declarative/data/stats.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torchvision.transforms import AutoAugmentPolicy, InterpolationMode, v2
 from declarative.registry import Entry, Param, Registry, first_line, signature_params
 from declarative.spec.jsontypes import annotation_schema
 
-__all__ = ["TRANSFORMS", "BatchTransform", "build_transforms", "probe_transforms"]
+__all__ = ["TRANSFORMS", "AUTO", "build_transforms", "probe_transforms"]
 
 TRANSFORMS = Registry("transform", list_command="dtrain layers --kind transform")
 
@@ -79,11 +79,20 @@ def _override_default(name: str, default: Any) -> Any:
     return default
 
 
+# Normalize's mean and std may be `auto`: computed per channel from the training split.
+AUTO = "auto"
+_AUTO_ARGUMENTS = {"Normalize": ("mean", "std")}
+
+
 def _params(cls: type) -> dict[str, Param] | None:
     """The spec arguments of a v2 class: its signature, with `_OVERRIDES` put in their place."""
     params = signature_params(cls.__init__, skip=set(_OVERRIDES) | _SKIPPED, constraints=_CONSTRAINTS)
     if params is None:
         return None
+    for name in _AUTO_ARGUMENTS.get(cls.__name__, ()):
+        param = params[name]
+        auto = {"const": AUTO, "description": "computed per channel from the training split"}
+        params[name] = Param(name, {"anyOf": [param.schema, auto]}, param.required, param.convert)
     ordered: dict[str, Param] = {}
     for p in inspect.signature(cls.__init__).parameters.values():
         if p.name in params:
@@ -113,36 +122,22 @@ def _register_all() -> None:
 _register_all()
 
 
-class BatchTransform:
-    """The spec's transforms composed with v2.Compose, run on a batch; returns a plain tensor.
-
-    Plain tensors keep the model free of tv_tensor subclass dispatch.
-    """
-
-    def __init__(self, transforms: list[torch.nn.Module]):
-        self.transforms = list(transforms)
-        self.compose = v2.Compose(self.transforms)
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        out = self.compose(batch)
-        return out.as_subclass(torch.Tensor) if type(out) is not torch.Tensor else out
-
-    def __repr__(self) -> str:
-        return f"BatchTransform({self.transforms})"
+def build_transforms(spec, components: list) -> list[torch.nn.Module]:
+    """Transforms of the spec (e.g. `spec.data.transforms`), built; a bad name or argument is a located error."""
+    return [TRANSFORMS.build_component(component, spec) for component in components]
 
 
-def build_transforms(spec) -> list[torch.nn.Module]:
-    """The spec's `data.transforms`, built; a bad name or argument is a located error."""
-    return [TRANSFORMS.build_component(component, spec) for component in spec.data.transforms]
+def probe_transforms(spec, components: list, transforms: list[torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+    """Run the transforms one by one on a small batch, as training runs them (random ones per sample),
+    so a failure names the transform at fault."""
+    from declarative.data.augment import batch_step
 
-
-def probe_transforms(spec, transforms: list[torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
-    """Run the transforms one by one on a small batch, so a failure names the transform at fault."""
+    generator = torch.Generator(inputs.device).manual_seed(0)
     batch = inputs
-    for component, transform in zip(spec.data.transforms, transforms):
+    for component, transform in zip(components, transforms):
         shape, dtype = list(batch.shape), str(batch.dtype).removeprefix("torch.")
         try:
-            batch = transform(batch)
+            batch = batch_step(transform)(batch, generator)
         except Exception as exc:  # anything a transform raises on the user's data is a data problem
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise spec.error(component.path, f"{component.name} fails on a batch of shape {shape} "

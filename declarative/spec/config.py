@@ -60,10 +60,11 @@ class Split:
     split: str | None = None
     source: Component | None = None
     path: PathKey = ()
+    stratify: bool = False  # with a fraction: each class keeps its share of the samples
 
     def to_yaml(self) -> dict:
         if self.fraction is not None:
-            return {"fraction": self.fraction}
+            return {"fraction": self.fraction, "stratify": True} if self.stratify else {"fraction": self.fraction}
         if self.split is not None:
             return {"split": self.split}
         return {"source": self.source.to_yaml()}
@@ -75,8 +76,15 @@ class DataConfig:
     val: Split | None = None
     test: Split | None = None
     transforms: list[Component] = field(default_factory=list)
+    train_transforms: list[Component] = field(default_factory=list)  # augmentation, before `transforms`
     batch_size: int = 32
+    loader: Literal["auto", "memory", "dataloader"] = "auto"
+    num_workers: int | None = None  # DataLoader settings; None: chosen at run time
+    pin_memory: bool | None = None
+    persistent_workers: bool | None = None
     path: PathKey = ("data",)
+
+    LOADER_SETTINGS = ("loader", "num_workers", "pin_memory", "persistent_workers")
 
 
 @dataclass
@@ -191,7 +199,13 @@ class Spec:
             data["test"] = self.data.test.to_yaml()
         if self.data.transforms:
             data["transforms"] = [t.to_yaml() for t in self.data.transforms]
+        if self.data.train_transforms:
+            data["train_transforms"] = [t.to_yaml() for t in self.data.train_transforms]
         data["batch_size"] = self.data.batch_size
+        for setting in DataConfig.LOADER_SETTINGS:  # what the spec set; the rest is chosen at run time
+            value = getattr(self.data, setting)
+            if value is not None and value != "auto":
+                data[setting] = value
         out: dict[str, Any] = {
             "name": self.name,
             "seed": self.seed,
@@ -234,6 +248,7 @@ def _split(raw: dict | None, path: PathKey, base: Path) -> Split | None:
         split=raw.get("split"),
         source=_absolute_paths(Component.parse(source, path + ("source",)), base) if source is not None else None,
         path=path,
+        stratify=bool(raw.get("stratify", False)),
     )
 
 
@@ -247,7 +262,10 @@ def spec_from_document(doc: Document) -> Spec:
         val=_split(d.get("val"), ("data", "val"), base),
         test=_split(d.get("test"), ("data", "test"), base),
         transforms=[Component.parse(t, ("data", "transforms", i)) for i, t in enumerate(d.get("transforms") or [])],
+        train_transforms=[Component.parse(t, ("data", "train_transforms", i))
+                          for i, t in enumerate(d.get("train_transforms") or [])],
         batch_size=d.get("batch_size", 32),
+        **{k: d[k] for k in DataConfig.LOADER_SETTINGS if k in d},
     )
     m = raw["model"]
     model_input = m.get("input", "auto")

@@ -169,6 +169,15 @@ def problems_from_error(error: ValidationError, doc: Document, root: dict) -> li
     if kind in ("minProperties", "maxProperties"):
         return [doc.problem(path, f"{name} takes exactly one of {', '.join(schema.get('properties', {}))}")]
 
+    if kind == "oneOf" and all(set(option) == {"required"} for option in schema["oneOf"]):
+        keys = [key for option in schema["oneOf"] for key in option["required"]]
+        return [doc.problem(path, f"{name} takes exactly one of {', '.join(keys)}")]
+
+    if kind == "dependentRequired":
+        return [doc.problem(path + (key,), f"{key} needs {', '.join(needs)} beside it", key=True)
+                for key, needs in schema["dependentRequired"].items()
+                if key in instance and any(n not in instance for n in needs)]
+
     if kind in ("type", "anyOf", "oneOf"):
         return [doc.problem(path, f"{name} must be {describe(schema)}, got {show(instance)}")]
 

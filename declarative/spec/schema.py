@@ -65,15 +65,19 @@ def _split_schema(what: str) -> dict:
         "description": f"Where the {what} split comes from: a seeded fraction of the training split, "
                        "a split the source has, or a source of its own.",
         "type": "object",
-        "minProperties": 1,
-        "maxProperties": 1,
         "properties": {
             "fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
                          "description": "Carve this fraction out of the training split (seeded)."},
             "split": {"type": "string", "description": "A split the source has, e.g. test."},
             "source": _ref("source"),
+            "stratify": {"type": "boolean", "default": False,
+                         "description": "With fraction: each class keeps its proportion (as sklearn's "
+                                        "train_test_split(stratify=...))."},
         },
         "additionalProperties": False,
+        # One place the split comes from; stratify only qualifies a fraction.
+        "oneOf": [{"required": ["fraction"]}, {"required": ["split"]}, {"required": ["source"]}],
+        "dependentRequired": {"stratify": ["fraction"]},
     }
 
 
@@ -171,8 +175,23 @@ def spec_schema() -> dict[str, Any]:
                     "source": _ref("source"),
                     "val": _split_schema("validation"),
                     "test": _split_schema("test"),
-                    "transforms": _list_of("transform"),
+                    "transforms": {**_list_of("transform"),
+                                   "description": "torchvision.transforms.v2 pipeline for every split."},
+                    "train_transforms": {**_list_of("transform"),
+                                         "description": "Augmentation for the training split only, run before "
+                                                        "`transforms`; random ones draw per sample."},
                     "batch_size": {"type": "integer", "minimum": 1, "default": 32},
+                    "loader": {"enum": ["auto", "memory", "dataloader"], "default": "auto",
+                               "description": "memory: tensors on the training device, batched by index "
+                                              "slicing; dataloader: a torch DataLoader; auto: memory when "
+                                              "the data fits."},
+                    "num_workers": {"type": "integer", "minimum": 0,
+                                    "description": "DataLoader worker processes (default: chosen from the CPUs)."},
+                    "pin_memory": {"type": "boolean",
+                                   "description": "DataLoader pinned memory (default: when training on CUDA)."},
+                    "persistent_workers": {"type": "boolean",
+                                           "description": "Keep DataLoader workers between epochs "
+                                                          "(default: when there are workers)."},
                 },
             },
             "model": model_schema(),
