@@ -117,3 +117,64 @@ def test_a_run_with_data_values_loads_each_split_once_and_stays_seeded(tmp_path,
     weights = [torch.load(r.last_model_path, weights_only=True)["state_dict"] for r in (first, second)]
     for name, tensor in weights[0].items():
         torch.testing.assert_close(weights[1][name], tensor)
+
+
+def test_fixed_format_sources_describe_themselves_without_files(tmp_path):
+    from declarative.data.sources import SOURCES
+
+    def described(name, **kwargs):
+        d = SOURCES[name].build({"root": str(tmp_path / "absent"), **kwargs}).describe("train")
+        return d.shape, d.dtype, d.num_classes
+
+    mnist_like = ((1, 28, 28), torch.uint8)
+    for name in ("MNIST", "FashionMNIST", "KMNIST", "QMNIST"):
+        assert described(name) == (*mnist_like, 10)
+    emnist = {split: described("EMNIST", split=split)[2] for split in
+              ("byclass", "bymerge", "balanced", "letters", "digits", "mnist")}
+    assert emnist == {"byclass": 62, "bymerge": 47, "balanced": 47, "letters": 27, "digits": 10, "mnist": 10}
+    assert described("CIFAR10") == ((3, 32, 32), torch.uint8, 10)
+    assert described("CIFAR100") == ((3, 32, 32), torch.uint8, 100)
+    assert described("SVHN") == ((3, 32, 32), torch.uint8, 10)
+    assert described("STL10") == ((3, 96, 96), torch.uint8, 10)
+    assert not list(tmp_path.iterdir())
+
+
+def test_emnist_letters_targets_run_1_to_26_as_its_description_says(tmp_path):
+    from idx import write_idx
+
+    from declarative.data import build_data
+    from declarative.data.info import data_info
+
+    raw = tmp_path / "EMNIST" / "raw"
+    rng = torch.Generator().manual_seed(0)
+    for part, n in (("train", 52), ("test", 26)):
+        labels = (torch.arange(n) % 26 + 1).to(torch.uint8).numpy()  # the letters set's targets: 1..26
+        write_idx(raw / f"emnist-letters-{part}-images-idx3-ubyte",
+                  torch.randint(0, 256, (n, 28, 28), generator=rng, dtype=torch.uint8).numpy())
+        write_idx(raw / f"emnist-letters-{part}-labels-idx1-ubyte", labels)
+    path = tmp_path / "spec.yaml"
+    path.write_text(MNIST_SPEC.format(root=tmp_path, runs=tmp_path / "runs").replace(
+        "MNIST: {root:", "EMNIST: {split: letters, root:"))
+    spec = load_spec(path)
+    assert spec.model.data.num_classes == 27  # described
+    assert data_info(spec).num_classes == 27  # read from the labels file
+    assert build_data(spec).num_classes == 27  # what the run finds
+
+
+def test_validate_reads_the_class_count_of_data_that_is_here(tmp_path):
+    from idx import write_idx
+
+    from declarative.spec.document import load_file
+    from declarative.spec.config import spec_from_document
+    from declarative.spec.validate import semantic_problems
+
+    raw = tmp_path / "MNIST" / "raw"
+    for prefix in ("train", "t10k"):  # a subset with five classes
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", torch.zeros((20, 28, 28), dtype=torch.uint8).numpy())
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", (torch.arange(20) % 5).to(torch.uint8).numpy())
+    path = tmp_path / "spec.yaml"
+    path.write_text(MNIST_SPEC.format(root=tmp_path, runs=tmp_path / "runs"))
+    spec = spec_from_document(load_file(path))
+    assert semantic_problems(spec, read_data=True) == []
+    assert spec.model.data.num_classes == 5 and spec.model.input == [1, 28, 28]
+    assert load_spec(path).model.data.num_classes == 10  # the description alone: MNIST's ten digits

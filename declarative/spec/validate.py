@@ -154,11 +154,12 @@ def _data_values_known(spec, read: bool) -> bool:
     """Find the values a model takes from its data (`input: auto`, `${data.num_classes}`) without
     loading or downloading it: pre-commit machines often lack the data. Values that cannot be known
     without the files (an absent ImageFolder or CSV) skip the model check instead of failing it."""
-    from declarative.data.info import DataInfo, raw_sample, transformed_shape
     from declarative.model.data_values import uses_data
 
     if not uses_data(spec) or spec.model.data is not None:
-        return True
+        return True  # before importing the data stage: it imports torchvision, a second or more
+    from declarative.data.info import DataInfo, raw_sample, transformed_shape
+
     try:
         raw = raw_sample(spec, read=read)
     except SpecError:  # the data's own problems are the run's to report, with the data at hand
