@@ -178,3 +178,34 @@ def test_validate_reads_the_class_count_of_data_that_is_here(tmp_path):
     assert semantic_problems(spec, read_data=True) == []
     assert spec.model.data.num_classes == 5 and spec.model.input == [1, 28, 28]
     assert load_spec(path).model.data.num_classes == 10  # the description alone: MNIST's ten digits
+
+
+def test_validate_reports_a_wrong_split_name_of_data_that_is_not_here(tmp_path):
+    root = tmp_path / "empty"
+    root.mkdir()
+    path = tmp_path / "spec.yaml"
+    path.write_text(CIFAR_SPEC.format(root=root, in_features=3600).replace("test: {split: test}", "test: {split: tset}"))
+    result = dtrain("validate", str(path))
+    assert result.returncode == 1
+    assert f"{path}:5:" in result.stderr and "CIFAR10 has no split 'tset'" in result.stderr
+    assert "note:" not in result.stderr
+
+
+def test_image_folder_values_come_from_its_folders_and_first_image(tmp_path):
+    from PIL import Image
+
+    from declarative.data.info import data_info
+
+    for i, name in enumerate(("cat", "dog", "eel")):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        Image.new("RGB", (10 + i, 6)).save(tmp_path / "pets" / name / "a.png")
+    text = CIFAR_SPEC.format(root="x", in_features=1).replace("CIFAR10: {root: x, download: true}",
+                                                              "ImageFolder: {root: pets}")
+    text = text.replace("  test: {split: test}\n", "").replace(
+        "    - ToDtype", "    - Resize: {size: [8, 8]}\n    - ToDtype")
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    spec = load_spec(path, semantic=False)
+    info = data_info(spec)
+    assert (info.input_shape, info.num_classes) == ((3, 8, 8), 3)
+    assert data_info(spec, read=False) is None  # no description: the folder must be read

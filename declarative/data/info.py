@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["DataInfo", "RawSample", "data_info", "raw_sample", "transformed_shape"]
+from declarative.errors import SpecError
+
+__all__ = ["DataInfo", "DataUnreadable", "RawSample", "data_info", "raw_sample", "transformed_shape"]
 
 # Stand-in statistics for `auto`: any finite mean and non-zero std give the same output shape.
 _STAND_IN = {"mean": [0.0], "std": [1.0]}
@@ -25,6 +27,11 @@ _STAND_IN = {"mean": [0.0], "std": [1.0]}
 class DataInfo:
     input_shape: tuple[int, ...]  # one training sample after the transforms, without the batch dim
     num_classes: int | None  # max target + 1 for integer targets; None for float (regression) targets
+
+
+class DataUnreadable(SpecError):
+    """The data's files cannot be read here (absent, or not in their format), and the source cannot
+    describe them without: the values are unknown. Other SpecErrors are the spec's own problems."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,8 @@ def raw_sample(spec, *, read: bool = True) -> RawSample | None:
             missing, read the targets (and, without a description, one sample) from the files when
             they are here. Without it, the descriptions alone; None when a split has none.
 
-    Raises the data's located SpecError when the values cannot be known (e.g. an absent folder).
+    Raises DataUnreadable, located at the source, when the values cannot be known (e.g. an absent
+    folder), and the located SpecError of a split or source the spec names wrongly.
     """
     from declarative.data import _num_classes
     from declarative.data.sources import Source, SourceError
@@ -77,7 +85,7 @@ def raw_sample(spec, *, read: bool = True) -> RawSample | None:
                 continue
             if described is None and type(source).dataset is Source.dataset:  # one load gives both
                 loaded = source.load(split)
-                targets, first = loaded.targets, loaded.inputs[0]
+                targets, first = loaded.targets, loaded.inputs[:1]
             else:
                 try:
                     targets = source.targets(split)
@@ -85,13 +93,17 @@ def raw_sample(spec, *, read: bool = True) -> RawSample | None:
                     if described is None:
                         raise
                     targets = None  # not here: the published format's values
-                first = source.dataset(split)[0][0] if described is None and role == "train" else None
+                samples = source.dataset(split) if described is None and role == "train" else None
+                first = samples[0][0].unsqueeze(0) if samples is not None and len(samples) else None
+            no_first = described is None and role == "train" and (first is None or len(first) == 0)
+            if (targets is not None and targets.numel() == 0) or no_first:
+                raise SourceError(f"{component.name} ({split} split) has no samples")
         except SourceError as exc:
-            raise exc.at(spec, _offline(component)) from None
+            raise DataUnreadable(exc.at(spec, _offline(component)).problems) from None
         counts.append(described.num_classes if targets is None else _num_classes([targets]))
         if role == "train":
             sample = (described.shape, described.dtype) if described is not None else \
-                (tuple(first.shape), first.dtype)
+                (tuple(first.shape[1:]), first.dtype)
     classes = None if any(c is None for c in counts) else max(counts)
     return RawSample(tuple(sample[0]), sample[1], classes)
 

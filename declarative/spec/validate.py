@@ -158,11 +158,11 @@ def _data_values_known(spec, read: bool) -> bool:
 
     if not uses_data(spec) or spec.model.data is not None:
         return True  # before importing the data stage: it imports torchvision, a second or more
-    from declarative.data.info import DataInfo, raw_sample, transformed_shape
+    from declarative.data.info import DataInfo, DataUnreadable, raw_sample, transformed_shape
 
     try:
-        raw = raw_sample(spec, read=read)
-    except SpecError:  # the data's own problems are the run's to report, with the data at hand
+        raw = raw_sample(spec, read=read)  # a split or source named wrongly is a problem, reported
+    except DataUnreadable:  # the files' own problems are the run's to report, with the data at hand
         raw = None
     if raw is None:
         spec.model.skipped = True
