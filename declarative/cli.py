@@ -103,7 +103,7 @@ def validate(
 
         for doc in checked:
             spec = spec_from_document(doc)
-            problems = semantic_problems(spec)
+            problems = semantic_problems(spec, read_data=True)
             if problems:
                 failed = True
                 _report(problems)

@@ -27,7 +27,7 @@ from declarative.training.components import OPTIMIZERS, SCHEDULERS
 from declarative.training.precision import select_precision
 from declarative.training.progress import print_results
 from declarative.training.run_dir import RunDir
-from declarative.training.seed import reproducible
+from declarative.training.seed import reproducible, seed_everything
 from declarative.training.tasks import build_loss, resolve_task
 from declarative.training.trainer import Trainer, estimated_stepping_batches, limit_batches
 
@@ -50,7 +50,7 @@ class RunResult:
 
 def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
     """Train a spec, validate it, test it when it has a test split; everything lands in a new run directory."""
-    from declarative.data import build_data
+    from declarative.data import build_data, check_model_input
     from declarative.data.targets import check_targets_fit_model
     from declarative.model.builder import build_model, plan_model
 
@@ -58,9 +58,11 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
     accelerator = select_accelerator(spec)
     precision = select_precision(spec, accelerator)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
+        data = data_for_plan(spec, accelerator.device)
         plan = plan_model(spec)
         model = build_model(spec, plan)  # seeded first: the same seed gives the same initial weights
-        data = build_data(spec, accelerator.device)
+        data = data or build_data(spec, accelerator.device)
+        check_model_input(spec, data.input_shape)  # the input the plan resolved takes the data's samples
         resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
                      target_dtype=data.target_dtype)  # before the run folder: its spec.yaml records the task
         check_targets_fit_model(spec, data.num_classes, plan)
@@ -129,7 +131,7 @@ def _result(trainer: Trainer, run_dir: RunDir) -> RunResult:
 
 def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict[str, float]:
     """Test a checkpoint alone: its embedded spec rebuilds model and data; returns the `test/*` metrics."""
-    from declarative.data import build_data
+    from declarative.data import build_data, check_model_input
     from declarative.data.targets import check_targets_fit_model
     from declarative.model.builder import build_model, plan_model
     from declarative.spec.validate import spec_from_data
@@ -140,6 +142,7 @@ def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict
     accelerator = select_accelerator(spec)
     precision = select_precision(spec, accelerator)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
+        data = data_for_plan(spec, accelerator.device)
         plan = plan_model(spec)
         model = build_model(spec, plan)
         try:
@@ -147,7 +150,8 @@ def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict
         except (RuntimeError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or foreign state_dict
             raise SpecError(Problem(Location(str(path)), "its weights do not fit the model its spec builds: "
                                     + str(exc).strip().splitlines()[0])) from None
-        data = build_data(spec, accelerator.device)
+        data = data or build_data(spec, accelerator.device)
+        check_model_input(spec, data.input_shape)  # the input the plan resolved takes the data's samples
         resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
                      target_dtype=data.target_dtype)  # a checkpoint's spec is resolved already: this only checks
         check_targets_fit_model(spec, data.num_classes, plan)
@@ -159,6 +163,23 @@ def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict
         metrics = trainer.test(model, trainer.prepare(build_loss(spec)), data.test)
     print_results(console, metrics, title=f"{spec.name} (test)")
     return metrics
+
+
+def data_for_plan(spec: Spec, device: torch.device):
+    """The run's data, built before the model when the model takes values from it (`input: auto`,
+    `${data.*}`), so the plan reads them from the data just loaded and the data is loaded once; else
+    None, and the data is built after the model, as a model error is then found before any data is read.
+    The generators are seeded again after it: the model's initial weights do not depend on the order."""
+    from declarative.data import build_data
+    from declarative.data.info import DataInfo
+    from declarative.model.data_values import uses_data
+
+    if not uses_data(spec):
+        return None
+    data = build_data(spec, device)
+    spec.model.data = DataInfo(data.input_shape, data.num_classes)
+    seed_everything(spec.seed)
+    return data
 
 
 test_checkpoint.__test__ = False  # not a pytest test, though a test module may import it by this name

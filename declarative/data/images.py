@@ -154,6 +154,10 @@ class ImageFolder(Source):
     def dataset(self, split: str) -> ImageFiles:
         return ImageFiles(self.folder().samples, self.resize)
 
+    def targets(self, split: str) -> torch.Tensor:
+        """The class index of each file, from the folder names: no image is decoded."""
+        return torch.tensor([target for _, target in self.folder().samples], dtype=torch.int64)
+
     def nbytes(self, split: str) -> int | None:
         files = self.dataset(split)
         return len(files) * files[0][0].nbytes if len(files) else 0

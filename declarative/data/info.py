@@ -1,8 +1,26 @@
-"""What a model can take from its data: the shape of one sample and the number of classes."""
+"""What a model can take from its data: the shape of one sample and the number of classes.
+
+These values are found without loading the data: each split the spec reads is described by its
+source (a fixed published format such as CIFAR10's 3x32x32 images in 10 classes, a file's header,
+the source's own arguments), or, where that is not exact and the files are here, its targets are
+read alone. The shape after the spec's transforms comes from running them on zeros of the sample's
+shape and dtype. Nothing is downloaded, and no statistics are computed: `Normalize: {mean: auto}`
+takes stand-in numbers for the probe.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+import torch
+
+from declarative.errors import SpecError
+
+__all__ = ["DataInfo", "DataUnreadable", "RawSample", "data_info", "raw_sample", "transformed_shape"]
+
+# Stand-in statistics for `auto`: any finite mean and non-zero std give the same output shape.
+_STAND_IN = {"mean": [0.0], "std": [1.0]}
 
 
 @dataclass(frozen=True)
@@ -11,16 +29,109 @@ class DataInfo:
     num_classes: int | None  # max target + 1 for integer targets; None for float (regression) targets
 
 
-def data_info(spec) -> DataInfo:
-    """Read the spec's data (on the CPU) for the values `${data.*}` references and `model.input: auto` take.
-    Any problem with the data is the located SpecError `build_data` would raise."""
-    import torch
+class DataUnreadable(SpecError):
+    """The data's files cannot be read here (absent, or not in their format), and the source cannot
+    describe them without: the values are unknown. Other SpecErrors are the spec's own problems."""
 
-    from declarative.data import _num_classes, _pipelines, _splits_for, split_targets
 
-    # build_data's own pieces, without its check of model.input, which is what is being found out here
-    cpu = torch.device("cpu")
-    _, splits, _ = _splits_for(spec, cpu)
-    _, _, input_shape = _pipelines(spec, splits, cpu)
-    present = [s for s in (splits.train, splits.val, splits.test) if s is not None]
-    return DataInfo(input_shape=input_shape, num_classes=_num_classes([split_targets(s) for s in present]))
+@dataclass(frozen=True)
+class RawSample:
+    """One training sample as the source gives it (before the transforms), and the class count of every split."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    num_classes: int | None
+
+
+def _offline(component):
+    """The source component with `download: false`: finding these values never fetches data."""
+    if "download" not in component.kwargs:
+        return component
+    return dataclasses.replace(component, kwargs={**component.kwargs, "download": False})
+
+
+def raw_sample(spec, *, read: bool = True) -> RawSample | None:
+    """The training sample's shape and dtype and the class count, as cheaply as they can be known.
+
+    Args:
+        read: Where a source's description is not exact (a published format's nominal values) or
+            missing, read the targets (and, without a description, one sample) from the files when
+            they are here. Without it, the descriptions alone; None when a split has none.
+
+    Raises DataUnreadable, located at the source, when the values cannot be known (e.g. an absent
+    folder), and the located SpecError of a split or source the spec names wrongly.
+    """
+    from declarative.data import _num_classes
+    from declarative.data.sources import Source, SourceError
+    from declarative.data.splits import _Loader, _plan
+
+    class OfflineLoader(_Loader):
+        def source(self, component):
+            return super().source(_offline(component))
+
+    loader = OfflineLoader(spec)
+    named, _ = _plan(loader, spec)
+    sample, counts = None, []
+    for role, (component, split) in named.items():
+        source = loader.source(component)
+        try:
+            described = source.describe(split)
+            if described is None and not read:
+                return None
+            if described is not None and (described.exact or not read):
+                counts.append(described.num_classes)
+                if role == "train":
+                    sample = (described.shape, described.dtype)
+                continue
+            if described is None and type(source).dataset is Source.dataset:  # one load gives both
+                loaded = source.load(split)
+                targets, first = loaded.targets, loaded.inputs[:1]
+            else:
+                try:
+                    targets = source.targets(split)
+                except SourceError:
+                    if described is None:
+                        raise
+                    targets = None  # not here: the published format's values
+                samples = source.dataset(split) if described is None and role == "train" else None
+                first = samples[0][0].unsqueeze(0) if samples is not None and len(samples) else None
+            no_first = described is None and role == "train" and (first is None or len(first) == 0)
+            if (targets is not None and targets.numel() == 0) or no_first:
+                raise SourceError(f"{component.name} ({split} split) has no samples")
+        except SourceError as exc:
+            raise DataUnreadable(exc.at(spec, _offline(component)).problems) from None
+        counts.append(described.num_classes if targets is None else _num_classes([targets]))
+        if role == "train":
+            sample = (described.shape, described.dtype) if described is not None else \
+                (tuple(first.shape[1:]), first.dtype)
+    classes = None if any(c is None for c in counts) else max(counts)
+    return RawSample(tuple(sample[0]), sample[1], classes)
+
+
+def transformed_shape(spec, raw: RawSample) -> tuple[int, ...]:
+    """One training sample's shape after `data.train_transforms` and `data.transforms`, from a probe
+    on zeros; a transform that fails on them is a located error."""
+    components = spec.data.train_transforms + spec.data.transforms
+    if not components:
+        return raw.shape
+    from declarative.data.transforms import AUTO, TRANSFORMS, _AUTO_ARGUMENTS, probe_transforms
+
+    built = []
+    for component in components:
+        auto = {name: _STAND_IN[name] for name in _AUTO_ARGUMENTS.get(component.name, ())
+                if component.kwargs.get(name) == AUTO}
+        if auto:  # the spec keeps `auto`: the run computes the real statistics
+            component = dataclasses.replace(component, kwargs={**component.kwargs, **auto})
+        built.append(TRANSFORMS.build_component(component, spec))
+    probe = torch.zeros((2, *raw.shape), dtype=raw.dtype)
+    return tuple(probe_transforms(spec, components, built, probe).shape[1:])
+
+
+def data_info(spec, *, read: bool = True) -> DataInfo | None:
+    """The values `${data.*}` references and `model.input: auto` take (see the module's docstring);
+    None only without `read`, when a source cannot describe itself. Any problem with the data or the
+    transforms is a located SpecError."""
+    raw = raw_sample(spec, read=read)
+    if raw is None:
+        return None
+    return DataInfo(input_shape=transformed_shape(spec, raw), num_classes=raw.num_classes)

@@ -11,6 +11,7 @@ located spec error at that argument's line.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -24,7 +25,7 @@ from declarative.errors import SpecError
 from declarative.registry import Registry
 from declarative.safe_load import UnreadableFile, load_weights_only
 
-__all__ = ["SOURCES", "Source", "SourceError", "TensorSplit", "ArrayFile",
+__all__ = ["SOURCES", "Source", "SourceError", "TensorSplit", "Described", "ArrayFile",
            "MNIST", "FashionMNIST", "KMNIST", "QMNIST", "EMNIST"]
 
 SOURCES = Registry("data source", list_command="dtrain layers --kind source")
@@ -62,11 +63,35 @@ class TensorSplit:
         return TensorSplit(self.inputs.to(device), self.targets.to(device))
 
 
+@dataclass(frozen=True)
+class Described:
+    """A split as a source knows it without reading its samples: what `load` would give."""
+
+    shape: tuple[int, ...]  # one input sample, without the sample dim
+    dtype: torch.dtype  # the inputs' dtype
+    num_classes: int | None  # max target + 1 for integer targets; None for float targets
+    exact: bool = False  # read from the files themselves, not the published format's nominal values
+
+
 class Source:
     """Base class of data sources: named splits, each loaded whole as a `TensorSplit`,
     or read sample by sample as a `torch.utils.data.Dataset`."""
 
     split_names: tuple[str, ...] = ("train",)
+
+    def describe(self, split: str) -> Described | None:
+        """The split's sample shape, dtype and class count, known without reading its samples
+        (a fixed published format, a file header); None when they cannot be known so.
+
+        It never downloads and never raises for absent files: `dtrain validate` checks a model against
+        it on machines without the data.
+        """
+        return None
+
+    def targets(self, split: str) -> torch.Tensor:
+        """The split's targets, as `load(split)` gives them; a source whose files keep the targets
+        apart overrides it to read them alone. Missing files are a SourceError, as in `load`."""
+        return self.load(split).targets
 
     def load(self, split: str) -> TensorSplit:
         raise NotImplementedError
@@ -135,6 +160,51 @@ class ArrayFile(Source):
                 raise SourceError(f"{file.name} has no array '{name}' (its arrays: {has}); "
                                   f"set `{argument}:` to the name of the {argument} array", argument)
         return TensorSplit(arrays[self.inputs], arrays[self.targets])
+
+    def describe(self, split: str) -> Described | None:
+        """From the .npz/.npy headers (the inputs stay unread) and the targets array; None for .pt
+        files (read whole) and for files that are absent or not in the format."""
+        file = Path(self.path)
+        suffix = file.suffix.lower()
+        try:
+            if suffix == ".npz":
+                with np.load(file, allow_pickle=False, mmap_mode="r") as loaded:  # a lazy view of the archive
+                    shape, dtype = _npz_header(loaded.zip, f"{self.inputs}.npy")
+                    targets = loaded[self.targets]
+            elif suffix == ".npy":
+                inputs = np.load(file, allow_pickle=False, mmap_mode="r")
+                shape, dtype = inputs.shape, inputs.dtype
+                name = self.targets if self.targets.endswith(".npy") else f"{self.targets}.npy"
+                targets = np.load(file.parent / name, allow_pickle=False, mmap_mode="r")
+            else:
+                return None
+            shape, dtype = tuple(shape), _torch_dtype(dtype)
+        except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile):  # absent, or not in the
+            return None  # format: load says why
+        if not shape or dtype is None or targets.ndim == 0 or targets.size == 0 or targets.dtype.kind not in "biuf":
+            return None
+        integer = targets.dtype.kind in "biu" and targets.dtype != np.bool_
+        return Described(shape[1:], dtype, int(np.max(targets)) + 1 if integer else None, exact=True)
+
+
+def _npz_header(archive, member: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype of the array `member` of a .npz archive, from its header alone."""
+    from numpy.lib import format as npy_format
+
+    with archive.open(member) as f:
+        version = npy_format.read_magic(f)
+        read_header = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f"npy format version {version}")
+        shape, _, dtype = read_header(f)
+    return shape, dtype
+
+
+def _torch_dtype(dtype: np.dtype) -> torch.dtype | None:
+    try:
+        return torch.from_numpy(np.zeros(0, dtype=dtype.newbyteorder("="))).dtype
+    except TypeError:
+        return None
 
 
 def _read_npz(file: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str, torch.Tensor]]:
@@ -253,6 +323,30 @@ class _IdxDataset(Source):
     def class_targets(self, targets: torch.Tensor) -> torch.Tensor:
         return targets
 
+    # The published format: 28x28 uint8 images in one channel, and this many classes.
+    num_classes: ClassVar[int | None] = 10
+
+    def describe(self, split: str) -> Described | None:
+        return Described((1, 28, 28), torch.uint8, self.num_classes)
+
+    def label_file(self, split: str) -> str:
+        """The split's labels file in `raw_folder`."""
+        prefix = "train" if split == "train" else "t10k"
+        return next(f for f in self.raw_files() if f.startswith(f"{prefix}-labels"))
+
+    def targets(self, split: str) -> torch.Tensor:
+        """The labels file alone (the images stay unread); never downloads."""
+        from torchvision.datasets.mnist import read_label_file
+
+        file = self.raw_folder / self.label_file(split)
+        if not file.is_file():
+            raise SourceError(f"{self.torchvision_class.__name__} files not found in {self.raw_folder} "
+                              f"(missing: {file.name})", "root")
+        try:
+            return self.class_targets(read_label_file(str(file)))
+        except (TypeError, ValueError, RuntimeError, KeyError, OSError) as exc:
+            raise SourceError(f"{file} is not a valid IDX labels file: {exc}", "root") from None
+
 
 class MNIST(_IdxDataset):
     """The MNIST handwritten digits (torchvision.datasets.MNIST): splits train and test."""
@@ -284,8 +378,13 @@ class QMNIST(_IdxDataset):
     def class_targets(self, targets: torch.Tensor) -> torch.Tensor:
         return targets[:, 0]  # QMNIST's targets are (N, 8) records; column 0 is the digit
 
+    def targets(self, split: str) -> torch.Tensor:
+        return Source.targets(self, split)  # its labels file is not IDX-1: read as load reads it
+
 
 EMNISTSplit = Literal["byclass", "bymerge", "balanced", "letters", "digits", "mnist"]
+# Classes of each EMNIST set, as max target + 1: the letters' targets run 1..26, as torchvision gives them.
+EMNIST_CLASSES = {"byclass": 62, "bymerge": 47, "balanced": 47, "letters": 27, "digits": 10, "mnist": 10}
 
 
 class EMNIST(_IdxDataset):
@@ -302,6 +401,10 @@ class EMNIST(_IdxDataset):
     def __init__(self, root: str, split: EMNISTSplit, download: bool = False):
         super().__init__(root, download)
         self.split = split
+        self.num_classes = EMNIST_CLASSES.get(split)
+
+    def label_file(self, split: str) -> str:
+        return f"emnist-{self.split}-{split}-labels-idx1-ubyte"
 
     def raw_files(self) -> list[str]:
         return [f"emnist-{self.split}-{part}-{kind}" for part in ("train", "test")

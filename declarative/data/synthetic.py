@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from declarative.data.sources import SOURCES, Source, SourceError, TensorSplit
+from declarative.data.sources import SOURCES, Described, Source, SourceError, TensorSplit
 
 __all__ = ["Synthetic"]
 
@@ -67,6 +67,11 @@ class Synthetic(Source):
             self._splits = {"train": TensorSplit(inputs[:self.size], targets[:self.size]),
                             "test": TensorSplit(inputs[self.size:], targets[self.size:])}
         return self._splits[split]
+
+    def describe(self, split: str) -> Described:
+        """Its own arguments: float32 samples of `shape`; class indices for multiclass and segmentation."""
+        classes = self.num_classes if self.task in ("multiclass", "segmentation") else None
+        return Described(self.shape, torch.float32, classes, exact=True)
 
     def _targets(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, k = len(inputs), self.num_classes

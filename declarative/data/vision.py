@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torchvision import datasets
 
-from declarative.data.sources import SOURCES, Source, SourceError, TensorSplit
+from declarative.data.sources import SOURCES, Described, Source, SourceError, TensorSplit
 
 __all__ = ["CIFAR10", "CIFAR100", "SVHN", "STL10"]
 
@@ -32,10 +32,16 @@ class _Downloaded(Source):
     """A torchvision data set whose files sit under `root`; torchvision downloads them on request."""
 
     torchvision_class: ClassVar[type]
+    # The published format: one sample's (C, H, W) uint8 shape, and the number of classes.
+    sample_shape: ClassVar[tuple[int, ...]] = (3, 32, 32)
+    num_classes: ClassVar[int] = 10
 
     def __init__(self, root: str, download: bool = False):
         self.root = root
         self.download = download
+
+    def describe(self, split: str) -> Described:
+        return Described(self.sample_shape, torch.uint8, self.num_classes)
 
     @property
     def folder(self) -> Path:
@@ -152,6 +158,7 @@ class CIFAR100(CIFAR10):
 
     torchvision_class = datasets.CIFAR100
     label_key = "fine_labels"
+    num_classes = 100
 
 
 # --------------------------------------------------------------------------- SVHN
@@ -207,6 +214,7 @@ class STL10(_Downloaded):
 
     split_names = ("train", "test")
     torchvision_class = datasets.STL10
+    sample_shape = (3, 96, 96)
 
     def __init__(self, root: str, folds: int | None = None, download: bool = False):
         super().__init__(root, download)

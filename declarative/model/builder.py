@@ -381,7 +381,7 @@ class _Planner:
 
 def plan_model(spec: Spec) -> ModelPlan:
     """Trace the model on the meta device; the first item that does not fit is a located SpecError
-    (the shapes after it are unknown). `${data.*}` references and `input: auto` read the data first
+    (the shapes after it are unknown). `${data.*}` references and `input: auto` take the data's values first
     (declarative.model.data_values)."""
     from declarative.model.data_values import data_values, resolve_input
 

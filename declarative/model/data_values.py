@@ -1,6 +1,7 @@
 """Values a model takes from its data: `${data.num_classes}`, `${data.input_shape}`, `input: auto`.
 
-Only a spec that uses them reads its data to plan its model; the values are read once per spec.
+Only a spec that uses them looks at its data to plan its model, and cheaply (declarative/data/info.py);
+the values are found once per spec, and a run takes them from the data it loads.
 """
 
 from __future__ import annotations

@@ -132,42 +132,43 @@ def _task_problems(spec, output_shape: tuple[int, ...] | None) -> list[Problem]:
     return problems
 
 
-def semantic_problems(spec) -> list[Problem]:
+def semantic_problems(spec, *, read_data: bool = False) -> list[Problem]:
+    """The problems a meta-device build finds. A model that takes values from its data is checked
+    against the data's described values (declarative.data.info); with `read_data`, the targets of data
+    that is here are read for the class count where the description is only nominal."""
     from declarative.model.builder import plan_model
 
     problems = []
     output_shape = None
-    if _data_values_readable(spec):
-        try:
+    try:
+        if _data_values_known(spec, read_data):
             output_shape = plan_model(spec).output_shape
-        except SpecError as exc:
-            problems.extend(exc.problems)
+    except SpecError as exc:
+        problems.extend(exc.problems)
     problems.extend(_task_problems(spec, output_shape))
     problems.extend(_monitor_problems(spec))
     return _ordered(problems)
 
 
-def _data_values_readable(spec) -> bool:
-    """A model that takes values from its data (`input: auto`, `${data.num_classes}`) is checked only
-    when the data can be read here, without downloading: pre-commit machines often lack the data, and
-    validation never fetches it. Unreadable data skips the model check instead of failing it."""
-    import dataclasses
-
-    from declarative.data.info import data_info
+def _data_values_known(spec, read: bool) -> bool:
+    """Find the values a model takes from its data (`input: auto`, `${data.num_classes}`) without
+    loading or downloading it: pre-commit machines often lack the data. Values that cannot be known
+    without the files (an absent ImageFolder or CSV) skip the model check instead of failing it."""
     from declarative.model.data_values import uses_data
 
     if not uses_data(spec) or spec.model.data is not None:
-        return True
-    source = spec.data.source
-    offline = dataclasses.replace(spec, data=dataclasses.replace(
-        spec.data, source=dataclasses.replace(source, kwargs={**source.kwargs, "download": False})))
-    if "download" not in source.kwargs:
-        offline = spec
+        return True  # before importing the data stage: it imports torchvision, a second or more
+    from declarative.data.info import DataInfo, DataUnreadable, raw_sample, transformed_shape
+
     try:
-        spec.model.data = data_info(offline)
-    except SpecError:
+        raw = raw_sample(spec, read=read)  # a split or source named wrongly is a problem, reported
+    except DataUnreadable:  # the files' own problems are the run's to report, with the data at hand
+        raw = None
+    if raw is None:
         spec.model.skipped = True
         return False
+    # a transform that fails on the sample's shape raises here: a problem of the spec, reported
+    spec.model.data = DataInfo(transformed_shape(spec, raw), raw.num_classes)
     return True
 
 
