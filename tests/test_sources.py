@@ -173,7 +173,7 @@ def test_truncated_stl10_file_is_a_located_error(tmp_path):
 # --------------------------------------------------------------------------- Synthetic
 
 @pytest.mark.parametrize("task, target_shape, dtype", [
-    ("multiclass", (), torch.int64), ("binary", (1,), torch.float32), ("multilabel", (4,), torch.float32),
+    ("multiclass", (), torch.int64), ("binary", (1,), torch.int64), ("multilabel", (4,), torch.int64),
     ("regression", (4,), torch.float32), ("segmentation", (16, 16), torch.int64)])
 def test_synthetic_targets_have_the_dtype_and_shape_of_the_task(tmp_path, task, target_shape, dtype):
     spec = make_spec(tmp_path, f"source: {{Synthetic: {{shape: [3, 16, 16], size: 50, task: {task}, "
@@ -181,8 +181,10 @@ def test_synthetic_targets_have_the_dtype_and_shape_of_the_task(tmp_path, task, 
     data = build_data(spec)
     assert data.train.targets.shape == (50, *target_shape) and data.train.targets.dtype == dtype
     assert data.test.targets.shape == (10, *target_shape)
-    if dtype == torch.int64:
+    if task in ("multiclass", "segmentation"):
         assert set(data.train.targets.unique().tolist()) == {0, 1, 2, 3}  # every class occurs
+    elif task in ("binary", "multilabel"):
+        assert set(data.train.targets.unique().tolist()) == {0, 1}
 
 
 def test_synthetic_data_is_the_same_for_the_same_seed_and_differs_otherwise(tmp_path):
@@ -208,7 +210,8 @@ def test_synthetic_targets_are_learnable(task, loss):
     losses = []
     for _ in range(60):
         optimizer.zero_grad()
-        value = loss(model(train.inputs), train.targets)
+        targets = train.targets.float() if task == "multilabel" else train.targets
+        value = loss(model(train.inputs), targets)
         value.backward()
         optimizer.step()
         losses.append(value.item())
