@@ -99,7 +99,8 @@ def test_image_folder_with_augmentation_statistics_and_data_values_tests_again_f
 def write_table(path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 2))
-    rows = ["a,b,label,count"] + [f"{a:.4f},{b:.4f},{int(a + b > 0)},{int(abs(4 * a + 3 * b))}" for a, b in x]
+    rows = ["a,b,label,flag,count"] + [f"{a:.4f},{b:.4f},{int(a + b > 0)},{int(a > 0)},{int(abs(4 * a + 3 * b))}"
+                                       for a, b in x]
     path.write_text("\n".join(rows) + "\n")
 
 
@@ -120,6 +121,7 @@ logger: false
 def test_integer_zero_one_targets_are_binary_and_synthetic_binary_and_multilabel_say_so_too(tmp_path):
     write_table(tmp_path / "t.csv")
     specs = {"csv": ("CSV: {path: t.csv, targets: label, inputs: [a, b]}", 1, "binary"),
+             "csv_multilabel": ("CSV: {path: t.csv, targets: [label, flag], inputs: [a, b]}", 2, "multilabel"),
              "synthetic_binary": ("Synthetic: {shape: [6], size: 80, task: binary}", 1, "binary"),
              "synthetic_multilabel": ("Synthetic: {shape: [6], size: 80, task: multilabel, num_classes: 3}", 3,
                                       "multilabel")}

@@ -322,10 +322,13 @@ def test_csv_whole_number_target_is_class_indices_and_fractions_are_regression(t
     assert data.train.targets.tolist() == [[0.5], [1.25]] and data.train.targets.dtype == torch.float32
 
 
-def test_csv_several_target_columns_give_float_multi_label_targets(tmp_path):
-    text = "x,cat,dog\n0.5,1,0\n0.25,1,1\n"
-    data = build_data(csv_spec(tmp_path, text, "targets: [cat, dog]", input="[1]"))
-    assert data.train.targets.tolist() == [[1.0, 0.0], [1.0, 1.0]] and data.train.inputs.tolist() == [[0.5], [0.25]]
+def test_csv_several_target_columns_give_integer_multi_label_or_float_multi_output_targets(tmp_path):
+    text = "x,cat,dog,w,h\n0.5,1,0,1.5,2\n0.25,1,1,2.5,3\n"
+    data = build_data(csv_spec(tmp_path, text, "targets: [cat, dog], inputs: [x]", input="[1]"))
+    assert data.train.targets.tolist() == [[1, 0], [1, 1]] and data.train.targets.dtype == torch.int64
+    assert data.train.inputs.tolist() == [[0.5], [0.25]]
+    data = build_data(csv_spec(tmp_path, text, "targets: [w, h], inputs: [x]", input="[1]"))
+    assert data.train.targets.tolist() == [[1.5, 2.0], [2.5, 3.0]] and data.train.targets.dtype == torch.float32
 
 
 def test_csv_categorical_lists_number_columns_that_hold_categories(tmp_path):

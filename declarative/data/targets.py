@@ -44,9 +44,11 @@ def check_targets_fit_model(spec, num_classes: int | None, plan) -> None:
         plan: The model's plan (`declarative.model.builder.plan_model`), for its output shape.
     """
     if spec.task in ("binary", "multilabel") and num_classes is not None and num_classes > 2:
-        raise spec.error(_task_source(spec), f"{spec.task} targets are 0 or 1, but these go up to {num_classes - 1} — "
-                                             f"for counts or other numbers use task: regression; for classes give the "
-                                             f"model {num_classes} class scores (task: multiclass)")
+        message = (f"{spec.task} targets are 0 or 1, but these go up to {num_classes - 1} — for counts or other "
+                   f"numbers use task: regression")
+        if spec.task == "binary":
+            message += f"; for classes give the model {num_classes} class scores (task: multiclass)"
+        raise spec.error(_task_source(spec), message)
     if num_classes is None or spec.loss.name not in CLASS_INDEX_LOSSES or not plan.nodes:
         return
     output = plan.output_shape

@@ -68,10 +68,11 @@ def checkpoint_contents(
 ) -> dict[str, Any]:
     """What a checkpoint holds, as plain data."""
     record = spec.to_dict()
+    values = used_data_values(spec, record)
     return {
         VERSION_KEY: declarative.__version__,
         "spec": record,
-        "data_values": used_data_values(spec, record),
+        **({"data_values": values} if values else {}),  # beside the spec, which keeps its ${data.*} references
         "state_dict": model.state_dict(),
         "optimizer_states": [o.state_dict() for o in optimizers],
         "lr_schedulers": [s.state_dict() for s in lr_schedulers],
