@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 
 from declarative.safe_load import load_weights_only

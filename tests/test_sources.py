@@ -11,7 +11,7 @@ import torch
 
 from declarative.data import build_data
 from declarative.data.sources import SOURCES
-from test_data import all_targets, data_error, location, make_spec
+from test_data import data_error, location, make_spec
 
 
 # --------------------------------------------------------------------------- CIFAR
