@@ -162,3 +162,14 @@ def test_a_monitor_of_a_metric_logged_per_class_says_how_to_monitor_its_average(
         "monitor that")
     (tmp_path / "f1.yaml").write_text(spec.replace("confusion_matrix]", "confusion_matrix, f1]"))
     assert dtrain("validate", "f1.yaml", cwd=tmp_path).returncode == 0
+
+
+def test_train_transforms_that_change_the_sample_shape_are_an_error_at_train_transforms(tmp_path):
+    write_pets(tmp_path / "pets")
+    spec = PETS.replace("    - RandomCrop: {size: 16, padding: 2}\n", "    - Resize: {size: 12}\n")
+    (tmp_path / "pets.yaml").write_text(spec)
+    result = dtrain("run", "pets.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("pets.yaml:8:5: train_transforms change the sample shape from [3, 16, 16] to "
+                                     "[3, 12, 12], but val batches do not get them — keep the shape (e.g. RandomCrop "
+                                     "with padding), or resize in transforms")
