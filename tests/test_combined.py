@@ -173,3 +173,15 @@ def test_train_transforms_that_change_the_sample_shape_are_an_error_at_train_tra
     assert result.stderr.strip() == ("pets.yaml:8:5: train_transforms change the sample shape from [3, 16, 16] to "
                                      "[3, 12, 12], but val batches do not get them — keep the shape (e.g. RandomCrop "
                                      "with padding), or resize in transforms")
+
+
+def test_a_monitor_that_the_inferred_task_does_not_log_names_that_task(tmp_path):
+    write_table(tmp_path / "t.csv")
+    spec = TABLE.format(name="price", source="CSV: {path: t.csv, targets: a, inputs: [b]}", outputs=1)
+    (tmp_path / "price.yaml").write_text(spec + "callbacks: [{ModelCheckpoint: {monitor: val/accuracy, mode: max}}]\n")
+    result = dtrain("run", "price.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("price.yaml:11:41: ModelCheckpoint monitor 'val/accuracy' is not a metric this "
+                                    "run logs")
+    assert result.stderr.strip().endswith("; this run's task is regression, inferred from the data — name another "
+                                          "with task:")
