@@ -187,3 +187,14 @@ def test_a_monitor_that_the_inferred_task_does_not_log_names_that_task(tmp_path)
                                     "run logs")
     assert result.stderr.strip().endswith("; this run's task is regression, inferred from the data — name another "
                                           "with task:")
+
+
+def test_dataloader_settings_beside_loader_memory_are_an_error(tmp_path):
+    write_table(tmp_path / "t.csv")
+    spec = TABLE.format(name="mem", source="CSV: {path: t.csv, targets: label, inputs: [a, b]}", outputs=1)
+    (tmp_path / "mem.yaml").write_text(spec.replace("  val: {fraction: 0.25}\n", "  val: {fraction: 0.25}\n"
+                                                    "  loader: memory\n  num_workers: 2\n"))
+    result = dtrain("validate", "mem.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("mem.yaml:7:3: num_workers is a DataLoader setting, but loader: memory batches "
+                                     "tensors without one — remove it, or use loader: dataloader (or auto)")
