@@ -93,6 +93,6 @@ def require_metric(trainer: Any, name: str, path: tuple, what: str) -> None:
     if problem:
         spec = trainer.spec
         if spec.task and not spec.task_written and not spec.metrics_written:  # the metrics follow an inferred task
-            problem += (f"; this run's task is {spec.task}, inferred from {'its loss' if spec.loss_written else 'the data'}"
-                        f" — name another with task:")
+            origin = "its loss" if spec.loss_written else "the data"
+            problem += f"; this run's task is {spec.task}, inferred from {origin} — name another with task:"
         raise spec.error(path, problem)

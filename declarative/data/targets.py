@@ -26,13 +26,6 @@ def _class_layer(plan, classes: int):
     return index, plan.nodes[index]
 
 
-def _task_source(spec) -> tuple:
-    """What set the task: `task:`, the loss, or (when neither is written) the data's targets."""
-    if spec.task_written:
-        return ("task",)
-    return ("loss",) if spec.loss_written else ("data", "source")
-
-
 def check_targets_fit_model(spec, num_classes: int | None, plan) -> None:
     """Integer targets under a class-index loss must be below the model's number of class scores;
     integer binary and multilabel targets must be 0 or 1.
@@ -48,7 +41,9 @@ def check_targets_fit_model(spec, num_classes: int | None, plan) -> None:
                    f"numbers use task: regression")
         if spec.task == "binary":
             message += f"; for classes give the model {num_classes} class scores (task: multiclass)"
-        raise spec.error(_task_source(spec), message)
+        from declarative.training.tasks import task_path
+
+        raise spec.error(task_path(spec, otherwise=("data", "source")), message)  # the targets told the task
     if num_classes is None or spec.loss.name not in CLASS_INDEX_LOSSES or not plan.nodes:
         return
     output = plan.output_shape
