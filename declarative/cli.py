@@ -61,9 +61,9 @@ def run(
     """Train, validate and test: logs and checkpoints go to runs/<name>/version_<N>/."""
     spec = _load(spec_file, overrides)
     if print_spec:
-        import yaml
+        from declarative.training.run_dir import spec_text
 
-        out.print(yaml.safe_dump(spec.to_dict(), sort_keys=False), end="", markup=False)
+        out.print(spec_text(spec), end="", markup=False)
         return
     from declarative.run import fit_spec
 

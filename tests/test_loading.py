@@ -250,6 +250,18 @@ def test_stratified_carving_rounds_each_class_and_keeps_the_total(tmp_path):
     assert all(abs(c - share) < 1 for c, share in zip(counts, [105, 30, 13.5, 1.5]))
 
 
+def test_stratified_carving_reads_a_column_of_labels(tmp_path):
+    """Binary 0/1 targets of shape (N, 1), as Synthetic and tables give them, are one label per sample."""
+    targets = np.concatenate([np.zeros(90, np.int64), np.ones(10, np.int64)])[np.random.default_rng(1).permutation(100)]
+    write_npz(tmp_path / "column.npz", np.zeros((100, 1), np.float32), targets.reshape(-1, 1))
+    spec = make_spec(tmp_path, """
+        source: {ArrayFile: {path: column.npz}}
+        val: {fraction: 0.2, stratify: true}
+        """, input="[1]")
+    val = resolve_splits(spec).val.targets
+    assert val.shape == (20, 1) and val.sum().item() == 2  # 2 of the 10 positives: their share, exactly
+
+
 def test_stratify_needs_a_fraction_and_class_targets(tmp_path):
     imbalanced(tmp_path)
     spec_file = tmp_path / "bad.yaml"

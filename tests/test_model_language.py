@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn as nn
 
 from declarative.errors import SpecError
 from declarative.model.builder import build_model, plan_model

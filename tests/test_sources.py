@@ -11,7 +11,7 @@ import torch
 
 from declarative.data import build_data
 from declarative.data.sources import SOURCES
-from test_data import all_targets, data_error, location, make_spec
+from test_data import data_error, location, make_spec
 
 
 # --------------------------------------------------------------------------- CIFAR
@@ -173,7 +173,7 @@ def test_truncated_stl10_file_is_a_located_error(tmp_path):
 # --------------------------------------------------------------------------- Synthetic
 
 @pytest.mark.parametrize("task, target_shape, dtype", [
-    ("multiclass", (), torch.int64), ("binary", (1,), torch.float32), ("multilabel", (4,), torch.float32),
+    ("multiclass", (), torch.int64), ("binary", (1,), torch.int64), ("multilabel", (4,), torch.int64),
     ("regression", (4,), torch.float32), ("segmentation", (16, 16), torch.int64)])
 def test_synthetic_targets_have_the_dtype_and_shape_of_the_task(tmp_path, task, target_shape, dtype):
     spec = make_spec(tmp_path, f"source: {{Synthetic: {{shape: [3, 16, 16], size: 50, task: {task}, "
@@ -181,8 +181,10 @@ def test_synthetic_targets_have_the_dtype_and_shape_of_the_task(tmp_path, task, 
     data = build_data(spec)
     assert data.train.targets.shape == (50, *target_shape) and data.train.targets.dtype == dtype
     assert data.test.targets.shape == (10, *target_shape)
-    if dtype == torch.int64:
+    if task in ("multiclass", "segmentation"):
         assert set(data.train.targets.unique().tolist()) == {0, 1, 2, 3}  # every class occurs
+    elif task in ("binary", "multilabel"):
+        assert set(data.train.targets.unique().tolist()) == {0, 1}
 
 
 def test_synthetic_data_is_the_same_for_the_same_seed_and_differs_otherwise(tmp_path):
@@ -208,7 +210,8 @@ def test_synthetic_targets_are_learnable(task, loss):
     losses = []
     for _ in range(60):
         optimizer.zero_grad()
-        value = loss(model(train.inputs), train.targets)
+        targets = train.targets.float() if task == "multilabel" else train.targets
+        value = loss(model(train.inputs), targets)
         value.backward()
         optimizer.step()
         losses.append(value.item())
@@ -319,10 +322,13 @@ def test_csv_whole_number_target_is_class_indices_and_fractions_are_regression(t
     assert data.train.targets.tolist() == [[0.5], [1.25]] and data.train.targets.dtype == torch.float32
 
 
-def test_csv_several_target_columns_give_float_multi_label_targets(tmp_path):
-    text = "x,cat,dog\n0.5,1,0\n0.25,1,1\n"
-    data = build_data(csv_spec(tmp_path, text, "targets: [cat, dog]", input="[1]"))
-    assert data.train.targets.tolist() == [[1.0, 0.0], [1.0, 1.0]] and data.train.inputs.tolist() == [[0.5], [0.25]]
+def test_csv_several_target_columns_give_integer_multi_label_or_float_multi_output_targets(tmp_path):
+    text = "x,cat,dog,w,h\n0.5,1,0,1.5,2\n0.25,1,1,2.5,3\n"
+    data = build_data(csv_spec(tmp_path, text, "targets: [cat, dog], inputs: [x]", input="[1]"))
+    assert data.train.targets.tolist() == [[1, 0], [1, 1]] and data.train.targets.dtype == torch.int64
+    assert data.train.inputs.tolist() == [[0.5], [0.25]]
+    data = build_data(csv_spec(tmp_path, text, "targets: [w, h], inputs: [x]", input="[1]"))
+    assert data.train.targets.tolist() == [[1.5, 2.0], [2.5, 3.0]] and data.train.targets.dtype == torch.float32
 
 
 def test_csv_categorical_lists_number_columns_that_hold_categories(tmp_path):

@@ -21,7 +21,7 @@ from declarative.run import build_scheduler
 from declarative.training.checkpoint import load_checkpoint
 from declarative.training.metrics import Accuracy, StageMetrics
 from declarative.training.seed import reproducible
-from trainer_specs import make_spec, quiet, results, run, write_data
+from trainer_specs import make_spec, quiet, results, run
 
 
 class Recorder(Callback):

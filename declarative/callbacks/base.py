@@ -91,4 +91,8 @@ def require_metric(trainer: Any, name: str, path: tuple, what: str) -> None:
     """A located error, before training starts, when `name` is not a metric this run logs."""
     problem = unlogged_metric(name, trainer.logged_metric_names, trainer.has_validation, what)
     if problem:
-        raise trainer.spec.error(path, problem)
+        spec = trainer.spec
+        if spec.task and not spec.task_written and not spec.metrics_written:  # the metrics follow an inferred task
+            origin = "its loss" if spec.loss_written else "the data"
+            problem += f"; this run's task is {spec.task}, inferred from {origin} — name another with task:"
+        raise spec.error(path, problem)

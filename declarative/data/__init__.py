@@ -150,6 +150,11 @@ def _pipelines(spec, splits: SplitTensors, device: torch.device) -> tuple[list, 
             continue
         shape = tuple(probe_transforms(spec, data.transforms, eval_transforms, _head(split, _PROBE_SAMPLES)).shape[1:])
         if shape != input_shape:
+            if data.train_transforms and shape == tuple(probe_transforms(spec, data.transforms, eval_transforms,
+                                                                         probe).shape[1:]):
+                raise spec.error(("data", "train_transforms"), f"train_transforms change the sample shape from "
+                                 f"{list(shape)} to {list(input_shape)}, but {role} batches do not get them — "
+                                 f"keep the shape (e.g. RandomCrop with padding), or resize in transforms")
             raise spec.error(path, f"the {role} data gives samples of shape {list(shape)} but the training "
                                    f"data gives {list(input_shape)}; they must match")
     return eval_transforms, train_transforms, input_shape

@@ -213,9 +213,12 @@ def _carve(spec, data: SplitData, carved: list[tuple[str, Split]]) -> dict[str, 
         else:
             if targets is None:
                 targets = split_targets(data)
+                if targets.dim() == 2 and targets.shape[1] == 1:
+                    targets = targets[:, 0]  # a column of labels (binary 0/1 targets of shape (N, 1))
                 if targets.dim() != 1 or targets.is_floating_point() or targets.is_complex():
+                    what = "float (regression) targets" if targets.is_floating_point() else "targets"
                     raise spec.error(split.path + ("stratify",), f"stratify needs one class index per sample, "
-                                     f"but the targets have shape {list(targets.shape)} and dtype "
+                                     f"but the {what} have shape {list(targets.shape)} and dtype "
                                      f"{str(targets.dtype).removeprefix('torch.')}")
                 targets = targets.long()
                 if targets.min() < 0:

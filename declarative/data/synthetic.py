@@ -4,9 +4,10 @@ Inputs are standard normal float32 samples of the given shape. Targets are a fix
 the inputs, drawn from `seed`, so a smoke run's loss falls:
 
 - multiclass: the argmax of a fixed random linear map of the sample (int64 class indices);
-- binary: whether a fixed random linear map is positive (float32 0/1, shape (N, 1), what
-  ``BCEWithLogitsLoss`` takes next to a last ``Linear`` with one output);
-- multilabel: which of ``num_classes`` fixed random linear maps are positive (float32 0/1, (N, num_classes));
+- binary: whether a fixed random linear map is positive (int64 0/1, shape (N, 1), beside a last
+  ``Linear`` with one output; integer 0/1 targets let a spec without ``task:`` be read as binary,
+  and the run hands ``BCEWithLogitsLoss`` them as floats);
+- multilabel: which of ``num_classes`` fixed random linear maps are positive (int64 0/1, (N, num_classes));
 - regression: ``num_classes`` fixed random linear maps of the sample, through tanh (float32 (N, num_classes));
 - segmentation: for samples (C, H, W), each pixel's class from a fixed channel mix of the blurred
   sample, cut at its quantiles into ``num_classes`` bands of about equal size (int64 masks (N, H, W)).
@@ -84,7 +85,7 @@ class Synthetic(Source):
         if self.task == "multiclass":
             return scores.argmax(dim=1)
         if self.task in ("binary", "multilabel"):
-            return (scores > 0).float()
+            return (scores > 0).long()
         return torch.tanh(scores)
 
     def _masks(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -170,7 +170,10 @@ class CSV(Source):
             name = table.header[columns[kinds.index("categorical")]]
             raise SourceError(f"target column '{name}' holds categories; with several target columns each must "
                               f"hold numbers (e.g. 0/1 per label)", "targets")
-        return torch.from_numpy(np.array([table.values(c) for c in columns], dtype=np.float64).T).float()
+        values = np.array([table.values(c) for c in columns], dtype=np.float64).T
+        if all(kind == "whole" for kind in kinds):  # 0/1 per label: int64, so the task reads as multilabel
+            return torch.from_numpy(values.astype(np.int64))
+        return torch.from_numpy(values).float()
 
 
 SOURCES.add_class(CSV)

@@ -1,4 +1,5 @@
-"""Where the data meets the model: class-index targets must fit the model's class scores.
+"""Where the data meets the model: class-index targets must fit the model's class scores, and
+binary or multilabel targets must be 0 or 1.
 
 A target of 11 under ``CrossEntropyLoss`` with 10 class scores is a CUDA device-side assert (or an
 IndexError on the CPU) deep inside the first step; here it is a located error before training,
@@ -26,7 +27,8 @@ def _class_layer(plan, classes: int):
 
 
 def check_targets_fit_model(spec, num_classes: int | None, plan) -> None:
-    """Integer targets under a class-index loss must be below the model's number of class scores.
+    """Integer targets under a class-index loss must be below the model's number of class scores;
+    integer binary and multilabel targets must be 0 or 1.
 
     Args:
         spec: The typed spec (its loss and layers).
@@ -34,6 +36,14 @@ def check_targets_fit_model(spec, num_classes: int | None, plan) -> None:
             float targets, which this does not check.
         plan: The model's plan (`declarative.model.builder.plan_model`), for its output shape.
     """
+    if spec.task in ("binary", "multilabel") and num_classes is not None and num_classes > 2:
+        message = (f"{spec.task} targets are 0 or 1, but these go up to {num_classes - 1} — for counts or other "
+                   f"numbers use task: regression")
+        if spec.task == "binary":
+            message += f"; for classes give the model {num_classes} class scores (task: multiclass)"
+        from declarative.training.tasks import task_path
+
+        raise spec.error(task_path(spec, otherwise=("data", "source")), message)  # the targets told the task
     if num_classes is None or spec.loss.name not in CLASS_INDEX_LOSSES or not plan.nodes:
         return
     output = plan.output_shape

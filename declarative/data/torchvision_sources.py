@@ -16,7 +16,6 @@ from __future__ import annotations
 import inspect
 import re
 from functools import partial
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np

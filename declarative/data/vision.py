@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import pickle
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import torch

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import typing
 
 from declarative.registry import Entry, Param, first_line
 
@@ -82,7 +81,6 @@ def entries() -> list[Entry]:
     out = []
     for name in models.list_models(module=models):
         builder = models.get_model_builder(name)
-        cls = typing.get_type_hints(builder).get("return")
         enum = _weights_enum(name)
         options = [f"{enum.__name__}.{m.name}" for m in enum] + ["DEFAULT"] if enum else []
         params = {

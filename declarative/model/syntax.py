@@ -88,13 +88,6 @@ def _nested(items: list, path: tuple) -> Iterator[tuple[list, tuple]]:
                 yield from _nested(value, path + (i, name, key))
 
 
-def block_names(data: Any) -> list[str]:
-    """The names of the blocks a raw spec defines."""
-    model = data.get("model") if isinstance(data, dict) else None
-    blocks = model.get("blocks") if isinstance(model, dict) else None
-    return [name for name in blocks if isinstance(name, str)] if isinstance(blocks, dict) else []
-
-
 def item_problems(doc) -> list:
     """What the schema cannot say about layer items: a mapping names exactly one layer, and a block
     does not take the name of a layer."""

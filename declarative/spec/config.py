@@ -173,6 +173,10 @@ class Spec:
     def loss_written(self) -> bool:
         return self.document is not None and isinstance(self.document.data, dict) and "loss" in self.document.data
 
+    @property
+    def metrics_written(self) -> bool:
+        return self.document is not None and isinstance(self.document.data, dict) and "metrics" in self.document.data
+
     def problem(self, path: PathKey, message: str, *, key: bool = False) -> Problem:
         """A problem found by a later stage, located at the spec line it came from."""
         if self.document is None:

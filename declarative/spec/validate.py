@@ -147,7 +147,17 @@ def semantic_problems(spec, *, read_data: bool = False) -> list[Problem]:
         problems.extend(exc.problems)
     problems.extend(_task_problems(spec, output_shape))
     problems.extend(_monitor_problems(spec))
+    problems.extend(_loader_problems(spec))
     return _ordered(problems)
+
+
+def _loader_problems(spec) -> list[Problem]:
+    """DataLoader settings beside `loader: memory`, which has no DataLoader: say so rather than ignore them."""
+    if spec.data.loader != "memory":
+        return []
+    return [spec.problem(("data", setting), f"{setting} is a DataLoader setting, but loader: memory batches tensors "
+                                            f"without one — remove it, or use loader: dataloader (or auto)", key=True)
+            for setting in ("num_workers", "pin_memory", "persistent_workers") if getattr(spec.data, setting) is not None]
 
 
 def _data_values_known(spec, read: bool) -> bool:

@@ -100,6 +100,10 @@ def unlogged_metric(name: str, logged: list[str], has_validation: bool, what: st
                 "(e.g. val: {fraction: 0.1}) and keep trainer.limit_val_batches above 0")
     if name in tables:
         return f"{what} '{name}' is not one number (a matrix or per-class values), so it cannot be monitored"
+    if f"{name}_none" in tables:  # `{f1: {average: none}}` logs val/f1_none, not val/f1
+        return (f"{what} '{name}' is not logged: the run logs '{name}_none' (per-class values), which cannot be "
+                f"monitored — list the metric also with its default average (metrics: [..., "
+                f"{name.split('/', 1)[1]}]) to monitor that")
     hint = did_you_mean(name, logged)
     return (f"{what} '{name}' is not a metric this run logs" + (f" — {hint}" if hint else "")
             + f" (logged: {', '.join(logged)})")

@@ -1,7 +1,7 @@
 """Run directories: `<default_root_dir>/<name>/version_<N>/`, one per run, never shared.
 
     runs/digits/version_0/
-      spec.yaml        the resolved spec
+      spec.yaml        the resolved spec (headed by the values its ${data.*} references took)
       checkpoints/     ModelCheckpoint's files
       results.json     final validation and test metrics, the best checkpoint
 """
@@ -18,9 +18,9 @@ from typing import Any
 import yaml
 
 from declarative.spec.config import Spec
-from declarative.training.checkpoint import atomic_write
+from declarative.training.checkpoint import atomic_write, used_data_values
 
-__all__ = ["RunDir"]
+__all__ = ["RunDir", "spec_text"]
 
 _VERSION = re.compile(r"version_(\d+)")
 
@@ -29,6 +29,13 @@ def _next_version(parent: Path) -> int:
     """One past the highest existing version, as Lightning numbers them."""
     versions = [int(m.group(1)) for p in parent.iterdir() if p.is_dir() and (m := _VERSION.fullmatch(p.name))]
     return max(versions, default=-1) + 1
+
+
+def spec_text(spec: Spec) -> str:
+    """The resolved spec as YAML, headed by the values its `${data.*}` references took (the references stay)."""
+    record = spec.to_dict()
+    values = used_data_values(spec, record)
+    return "".join(f"# ${{{name}}} = {value}\n" for name, value in values.items()) + yaml.safe_dump(record, sort_keys=False)
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ class RunDir:
         return self.path / "checkpoints"
 
     def write_spec(self, spec: Spec) -> None:
-        text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+        text = spec_text(spec)
         atomic_write(self.path / "spec.yaml", lambda file: file.write(text.encode("utf-8")))
 
     def write_results(self, results: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from torch import nn
 from declarative.errors import SpecError
 from declarative.spec.config import Component, Spec
 
-__all__ = ["TASKS", "DEFAULT_LOSS", "DEFAULT_METRICS", "task_from_loss", "task_from_data", "resolve_task",
+__all__ = ["TASKS", "DEFAULT_LOSS", "DEFAULT_METRICS", "task_from_loss", "task_from_data", "resolve_task", "task_path",
            "adapt_to_task", "TaskLoss", "build_loss"]
 
 TASKS = ("multiclass", "binary", "multilabel", "regression", "segmentation")
@@ -85,13 +85,14 @@ def _class_dim_dropped(target_shape: tuple[int, ...], output_shape: tuple[int, .
     return target_shape
 
 
-def _task_path(spec: Spec) -> tuple:
-    """Where to point when outputs and targets do not fit the task: the task, the loss, or the model's last layer."""
+def task_path(spec: Spec, otherwise: tuple | None = None) -> tuple:
+    """Where to point when the data does not fit the task: `task:` or the loss when written, else
+    `otherwise` (default: the model's last layer, whose outputs the task was read from)."""
     if spec.task_written:
         return ("task",)
     if spec.loss_written:
         return ("loss",)
-    return ("model", "layers", len(spec.model.layers) - 1)
+    return otherwise or ("model", "layers", len(spec.model.layers) - 1)
 
 
 def resolve_task(spec: Spec, output_shape: tuple[int, ...], *, target_shape: tuple[int, ...] | None = None,
@@ -218,7 +219,7 @@ class TaskLoss(nn.Module):
         except ValueError as exc:
             if self._spec is None:
                 raise
-            raise self._spec.error(_task_path(self._spec), f"{exc}") from None
+            raise self._spec.error(task_path(self._spec), f"{exc}") from None
         return self.loss(outputs, targets)
 
     def extra_repr(self) -> str:
