@@ -65,7 +65,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
         check_model_input(spec, data.input_shape)  # the input the plan resolved takes the data's samples
         resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
                      target_dtype=data.target_dtype)  # before the run folder: its spec.yaml records the task
-        check_targets_fit_model(spec, data.num_classes, plan)
+        check_targets_fit_model(spec, data.max_target, plan)
         console.print(data.description, markup=False, highlight=False)
         trainer = Trainer(spec, accelerator=accelerator, precision=precision, callbacks=build_callbacks(spec),
                           console=console)
@@ -154,7 +154,7 @@ def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict
         check_model_input(spec, data.input_shape)  # the input the plan resolved takes the data's samples
         resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
                      target_dtype=data.target_dtype)  # a checkpoint's spec is resolved already: this only checks
-        check_targets_fit_model(spec, data.num_classes, plan)
+        check_targets_fit_model(spec, data.max_target, plan)
         if data.test is None:
             raise SpecError(Problem(Location(str(path)), "its spec has no test split to test on — the spec needs "
                                                          "data.test, e.g. test: {fraction: 0.2}"))

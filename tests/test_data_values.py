@@ -209,3 +209,24 @@ def test_image_folder_values_come_from_its_folders_and_first_image(tmp_path):
     info = data_info(spec)
     assert (info.input_shape, info.num_classes) == ((3, 8, 8), 3)
     assert data_info(spec, read=False) is None  # no description: the folder must be read
+
+
+def test_num_classes_of_multi_label_targets_is_the_number_of_labels(tmp_path):
+    """0/1 targets (N, L) are L labels, so `${data.num_classes}` gives one logit per label, not max + 1 = 2."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(64, 6, generator=generator)
+    targets = (torch.randn(64, 5, generator=generator) > 0).long()
+    torch.save({"inputs": inputs, "targets": targets}, tmp_path / "labels.pt")
+    (tmp_path / "spec.yaml").write_text(
+        "data:\n  source: {ArrayFile: {path: labels.pt}}\n  val: {fraction: 0.25}\n"
+        "model:\n  layers:\n    - Linear: {out_features: 16}\n    - ReLU\n"
+        "    - Linear: {out_features: \"${data.num_classes}\"}\n"
+        "optimizer: {Adam: {lr: 0.01}}\n"
+        f"trainer: {{max_epochs: 1, default_root_dir: {tmp_path / 'runs'}, enable_progress_bar: false}}\n")
+    result = dtrain("summary", str(tmp_path / "spec.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "[N, 5]" in result.stdout
+    fit = fit_spec(load_spec(tmp_path / "spec.yaml"), console=Console(file=open(os.devnull, "w")))
+    assert 0.0 <= fit.val_metrics["val/f1"] <= 1.0  # the multilabel task's default metrics ran on 5 logits
+    recorded = (Path(fit.run_dir) / "spec.yaml").read_text()
+    assert "task: multilabel" in recorded and "# ${data.num_classes} = 5" in recorded

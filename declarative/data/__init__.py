@@ -48,7 +48,8 @@ class DataModule:
     val: Batches | LoaderBatches | None
     test: Batches | LoaderBatches | None
     input_shape: tuple[int, ...]  # one sample after the transforms, without the batch dim
-    num_classes: int | None  # max target + 1 for integer targets; None for float (regression) targets
+    num_classes: int | None  # max target + 1; labels L of multi-label 0/1 targets (N, L); None for float targets
+    max_target: int | None = None  # the largest integer target; None for float targets
     target_shape: tuple[int, ...] = ()  # one sample's target, without the batch dim (the task is inferred from it)
     target_dtype: torch.dtype = torch.int64
     description: str = ""  # how the data is loaded, one line for the console, e.g. "data: in memory on cpu (47 MB)"
@@ -71,10 +72,25 @@ def _input_chunks(data: TensorSplit | Dataset, device: torch.device, spec) -> It
         yield x.to(device)
 
 
-def _num_classes(targets: list[torch.Tensor]) -> int | None:
-    if any(t.is_floating_point() or t.is_complex() or t.dtype == torch.bool for t in targets):
+def _is_multilabel(t: torch.Tensor) -> bool:
+    """0/1 (or bool) rows of two or more labels, (N, L): one score per label, not a class index."""
+    return t.dim() == 2 and t.shape[1] > 1 and (t.dtype == torch.bool or bool(((t == 0) | (t == 1)).all()))
+
+
+def _max_target(targets: list[torch.Tensor]) -> int | None:
+    """The largest integer target over the splits (read once, at build time); None for float targets."""
+    if any(t.is_floating_point() or t.is_complex() for t in targets):
         return None
-    return int(max(t.max() for t in targets)) + 1  # once, at build time: the only host sync here
+    return int(max(t.max() for t in targets))
+
+
+def _num_classes(targets: list[torch.Tensor]) -> int | None:
+    """What `${data.num_classes}` means: the number of labels L for multi-label 0/1 targets (N, L), else
+    the largest class index + 1; None for float (regression) targets."""
+    if all(_is_multilabel(t) for t in targets):
+        return targets[0].shape[1]
+    largest = _max_target(targets)
+    return None if largest is None or any(t.dtype == torch.bool for t in targets) else largest + 1
 
 
 def check_model_input(spec, input_shape: tuple[int, ...]) -> None:
@@ -180,6 +196,7 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
     present = {role: split for role, split in roles.items() if split is not None}
     targets = {role: split_targets(split) for role, split in present.items()}
     num_classes = _num_classes(list(targets.values()))
+    max_target = _max_target(list(targets.values()))
     pipelines = {role: train_transforms if role == "train" else eval_transforms for role in present}
 
     if mode == "memory":
@@ -214,5 +231,5 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
         description = f"data: DataLoader, {batches['train'].settings.describe()}" + (f" ({reason})" if reason else "")
 
     return DataModule(train=batches["train"], val=batches["val"], test=batches["test"], input_shape=input_shape,
-                      num_classes=num_classes, description=description,
+                      num_classes=num_classes, max_target=max_target, description=description,
                       target_shape=tuple(targets["train"].shape[1:]), target_dtype=targets["train"].dtype)

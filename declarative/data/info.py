@@ -26,7 +26,7 @@ _STAND_IN = {"mean": [0.0], "std": [1.0]}
 @dataclass(frozen=True)
 class DataInfo:
     input_shape: tuple[int, ...]  # one training sample after the transforms, without the batch dim
-    num_classes: int | None  # max target + 1 for integer targets; None for float (regression) targets
+    num_classes: int | None  # max target + 1; labels L of multi-label 0/1 targets (N, L); None for float targets
 
 
 class DataUnreadable(SpecError):

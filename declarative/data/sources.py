@@ -69,7 +69,7 @@ class Described:
 
     shape: tuple[int, ...]  # one input sample, without the sample dim
     dtype: torch.dtype  # the inputs' dtype
-    num_classes: int | None  # max target + 1 for integer targets; None for float targets
+    num_classes: int | None  # max target + 1; labels L of multi-label 0/1 targets (N, L); None for float targets
     exact: bool = False  # read from the files themselves, not the published format's nominal values
 
 

@@ -70,8 +70,8 @@ class Synthetic(Source):
         return self._splits[split]
 
     def describe(self, split: str) -> Described:
-        """Its own arguments: float32 samples of `shape`; class indices for multiclass and segmentation."""
-        classes = self.num_classes if self.task in ("multiclass", "segmentation") else None
+        """Its own arguments: float32 samples of `shape`; the classes (or labels, for multilabel) it draws."""
+        classes = self.num_classes if self.task in ("multiclass", "segmentation", "multilabel") else None
         return Described(self.shape, torch.float32, classes, exact=True)
 
     def _targets(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

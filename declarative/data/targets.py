@@ -26,16 +26,17 @@ def _class_layer(plan, classes: int):
     return index, plan.nodes[index]
 
 
-def check_targets_fit_model(spec, num_classes: int | None, plan) -> None:
+def check_targets_fit_model(spec, max_target: int | None, plan) -> None:
     """Integer targets under a class-index loss must be below the model's number of class scores;
     integer binary and multilabel targets must be 0 or 1.
 
     Args:
         spec: The typed spec (its loss and layers).
-        num_classes: Largest integer target + 1 over all splits (`DataModule.num_classes`); None for
+        max_target: The largest integer target over all splits (`DataModule.max_target`); None for
             float targets, which this does not check.
         plan: The model's plan (`declarative.model.builder.plan_model`), for its output shape.
     """
+    num_classes = None if max_target is None else max_target + 1
     if spec.task in ("binary", "multilabel") and num_classes is not None and num_classes > 2:
         message = (f"{spec.task} targets are 0 or 1, but these go up to {num_classes - 1} — for counts or other "
                    f"numbers use task: regression")
