@@ -1,10 +1,13 @@
-"""Shared test fixtures: data files written by the tests themselves (nothing downloads)."""
+"""Shared test fixtures: data files written by the tests themselves (nothing downloads), and a counter of
+the host reads dtrain's own code makes."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from idx import write_mnist
 
@@ -15,3 +18,24 @@ def mnist_root(tmp_path: Path) -> Path:
     root = tmp_path / "mnist"
     write_mnist(root, n_train=300, n_test=100, seed=0)
     return root
+
+
+# Every way a tensor's value reaches the host (and so waits for the device).
+HOST_READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__")
+
+
+@pytest.fixture
+def host_reads(monkeypatch) -> list[str]:
+    """The names of the host reads (`.item()`, `float(t)`, ...) that code in `declarative.*` makes from now on."""
+    reads: list[str] = []
+
+    def counted(name, original):
+        def read(tensor, *args, **kwargs):
+            if sys._getframe(1).f_globals.get("__name__", "").startswith("declarative."):
+                reads.append(name)
+            return original(tensor, *args, **kwargs)
+        return read
+
+    for name in HOST_READS:
+        monkeypatch.setattr(torch.Tensor, name, counted(name, getattr(torch.Tensor, name)))
+    return reads

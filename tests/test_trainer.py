@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -101,19 +100,9 @@ def test_a_metric_that_cannot_read_the_outputs_is_reported_at_its_spec_line(tmp_
     assert recorder.count("on_train_batch_end") == 0  # found by the sanity check
 
 
-def test_training_steps_read_from_the_device_only_when_they_log(tmp_path, monkeypatch):
+def test_training_steps_read_from_the_device_only_when_they_log(tmp_path, monkeypatch, host_reads):
     """Fast by default: a step that does not log never waits for the device (.item(), .tolist(), float(), ...)."""
-    reads = []
-
-    def counted(name, original):
-        def read(tensor, *args, **kwargs):
-            if sys._getframe(1).f_globals.get("__name__", "").startswith("declarative."):
-                reads.append(name)
-            return original(tensor, *args, **kwargs)
-        return read
-
-    for name in ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__"):
-        monkeypatch.setattr(torch.Tensor, name, counted(name, getattr(torch.Tensor, name)))
+    reads = host_reads
 
     class ReadsPerStep(Callback):
         def __init__(self):
