@@ -28,7 +28,7 @@ from declarative.training.precision import select_precision
 from declarative.training.progress import print_results
 from declarative.training.run_dir import RunDir
 from declarative.training.seed import reproducible, seed_everything
-from declarative.training.tasks import build_loss, resolve_task
+from declarative.training.tasks import build_loss, resolve_task, task_summary
 from declarative.training.trainer import Trainer, estimated_stepping_batches, limit_batches
 
 __all__ = ["RunResult", "fit_spec", "test_checkpoint"]
@@ -65,8 +65,10 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
         check_model_input(spec, data.input_shape)  # the input the plan resolved takes the data's samples
         resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
                      target_dtype=data.target_dtype)  # before the run folder: its spec.yaml records the task
-        check_targets_fit_model(spec, data.max_target, plan)
+        check_targets_fit_model(spec, data.max_target, plan, data.min_target)
         console.print(data.description, markup=False, highlight=False)
+        if chosen := task_summary(spec):
+            console.print(chosen, markup=False, highlight=False)
         trainer = Trainer(spec, accelerator=accelerator, precision=precision, callbacks=build_callbacks(spec),
                           console=console)
         model = trainer.prepare(model)
@@ -154,7 +156,7 @@ def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict
         check_model_input(spec, data.input_shape)  # the input the plan resolved takes the data's samples
         resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
                      target_dtype=data.target_dtype)  # a checkpoint's spec is resolved already: this only checks
-        check_targets_fit_model(spec, data.max_target, plan)
+        check_targets_fit_model(spec, data.max_target, plan, data.min_target)
         if data.test is None:
             raise SpecError(Problem(Location(str(path)), "its spec has no test split to test on — the spec needs "
                                                          "data.test, e.g. test: {fraction: 0.2}"))

@@ -48,6 +48,20 @@ def test_labels_beyond_the_models_class_scores_name_the_layer(tmp_path):
     assert "set out_features: 12" in error
 
 
+def test_negative_labels_are_a_located_error_unless_the_loss_ignores_them(tmp_path):
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 10, size=60)
+    targets[3] = -1
+    np.savez(tmp_path / "data.npz", inputs=rng.integers(0, 256, size=(60, 1, 8, 8), dtype=np.uint8), targets=targets)
+    spec = write_spec(tmp_path, mlp_text("data.npz"))
+    error = run_fails(spec, "ArrayFile")
+    assert ("the targets go down to -1, but CrossEntropyLoss needs class indices from 0 (or its ignore_index, -100)"
+            in error), error
+    targets[3] = -100  # CrossEntropyLoss's own ignore_index: an unlabelled sample, trained around
+    np.savez(tmp_path / "data.npz", inputs=rng.integers(0, 256, size=(60, 1, 8, 8), dtype=np.uint8), targets=targets)
+    assert dtrain_run(spec).returncode == 0
+
+
 @pytest.mark.parametrize("name, write, expected", [
     ("missing.npz", None, "no such file"),
     ("picture.npz", lambda p: Image.new("RGB", (4, 4)).save(p, format="PNG"), "is not a .npz file"),

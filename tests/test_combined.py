@@ -149,6 +149,11 @@ def test_integer_targets_beyond_one_with_one_output_are_an_error_not_a_binary_ru
     result = dtrain("run", "counts.yaml", "task=regression", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "val/r2" in result.stdout
+    # what dtrain chose for the spec is said at the start of the run
+    assert "task: regression, loss: MSELoss, metrics: mse, mae, r2" in result.stdout
+    inferred = dtrain("run", "counts.yaml", "data.source={CSV: {path: t.csv, targets: label, inputs: [a, b]}}",
+                      cwd=tmp_path)
+    assert "task: binary (inferred), loss: BCEWithLogitsLoss, metrics: accuracy, f1" in inferred.stdout, inferred.stderr
 
 
 def test_a_monitor_of_a_metric_logged_per_class_says_how_to_monitor_its_average(tmp_path):

@@ -50,6 +50,7 @@ class DataModule:
     input_shape: tuple[int, ...]  # one sample after the transforms, without the batch dim
     num_classes: int | None  # max target + 1; labels L of multi-label 0/1 targets (N, L); None for float targets
     max_target: int | None = None  # the largest integer target; None for float targets
+    min_target: int | None = None  # the smallest integer target; None for float targets
     target_shape: tuple[int, ...] = ()  # one sample's target, without the batch dim (the task is inferred from it)
     target_dtype: torch.dtype = torch.int64
     description: str = ""  # how the data is loaded, one line for the console, e.g. "data: in memory on cpu (47 MB)"
@@ -82,6 +83,13 @@ def _max_target(targets: list[torch.Tensor]) -> int | None:
     if any(t.is_floating_point() or t.is_complex() for t in targets):
         return None
     return int(max(t.max() for t in targets))
+
+
+def _min_target(targets: list[torch.Tensor]) -> int | None:
+    """The smallest integer target over the splits; None for float targets."""
+    if any(t.is_floating_point() or t.is_complex() for t in targets):
+        return None
+    return int(min(t.min() for t in targets))
 
 
 def _num_classes(targets: list[torch.Tensor]) -> int | None:
@@ -197,6 +205,7 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
     targets = {role: split_targets(split) for role, split in present.items()}
     num_classes = _num_classes(list(targets.values()))
     max_target = _max_target(list(targets.values()))
+    min_target = _min_target(list(targets.values()))
     pipelines = {role: train_transforms if role == "train" else eval_transforms for role in present}
 
     if mode == "memory":
@@ -231,5 +240,6 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
         description = f"data: DataLoader, {batches['train'].settings.describe()}" + (f" ({reason})" if reason else "")
 
     return DataModule(train=batches["train"], val=batches["val"], test=batches["test"], input_shape=input_shape,
-                      num_classes=num_classes, max_target=max_target, description=description,
+                      num_classes=num_classes, max_target=max_target, min_target=min_target,
+                      description=description,
                       target_shape=tuple(targets["train"].shape[1:]), target_dtype=targets["train"].dtype)

@@ -26,16 +26,36 @@ def _class_layer(plan, classes: int):
     return index, plan.nodes[index]
 
 
-def check_targets_fit_model(spec, max_target: int | None, plan) -> None:
-    """Integer targets under a class-index loss must be below the model's number of class scores;
-    integer binary and multilabel targets must be 0 or 1.
+def _check_not_negative(spec, min_target: int | None) -> None:
+    """A negative target is no class (a CUDA device-side assert in the first step), unless the loss ignores it."""
+    if min_target is None or min_target >= 0:
+        return
+    if spec.task in ("binary", "multilabel"):
+        needs, ignored = f"{spec.task} targets are 0 or 1", None
+    elif spec.loss.name in CLASS_INDEX_LOSSES:
+        default = -100 if spec.loss.name in ("CrossEntropyLoss", "NLLLoss") else None  # torch's ignore_index
+        ignored = spec.loss.kwargs.get("ignore_index", default)
+        needs = f"{spec.loss.name} needs class indices from 0"
+        if ignored is not None:
+            needs += f" (or its ignore_index, {ignored})"
+    else:
+        return
+    if min_target != ignored:
+        raise spec.error(("data", "source"), f"the targets go down to {min_target}, but {needs} — check the data's targets")
+
+
+def check_targets_fit_model(spec, max_target: int | None, plan, min_target: int | None = None) -> None:
+    """Integer targets under a class-index loss must be below the model's number of class scores and not
+    negative (except the loss's ignore_index); integer binary and multilabel targets must be 0 or 1.
 
     Args:
         spec: The typed spec (its loss and layers).
         max_target: The largest integer target over all splits (`DataModule.max_target`); None for
             float targets, which this does not check.
         plan: The model's plan (`declarative.model.builder.plan_model`), for its output shape.
+        min_target: The smallest integer target over all splits (`DataModule.min_target`).
     """
+    _check_not_negative(spec, min_target)
     num_classes = None if max_target is None else max_target + 1
     if spec.task in ("binary", "multilabel") and num_classes is not None and num_classes > 2:
         message = (f"{spec.task} targets are 0 or 1, but these go up to {num_classes - 1} — for counts or other "

@@ -24,6 +24,7 @@ from declarative.errors import SpecError
 from declarative.spec.config import Component, Spec
 
 __all__ = ["TASKS", "DEFAULT_LOSS", "DEFAULT_METRICS", "task_from_loss", "task_from_data", "resolve_task", "task_path",
+           "task_summary",
            "adapt_to_task", "TaskLoss", "build_loss"]
 
 TASKS = ("multiclass", "binary", "multilabel", "regression", "segmentation")
@@ -118,6 +119,18 @@ def resolve_task(spec: Spec, output_shape: tuple[int, ...], *, target_shape: tup
         spec.metrics = list(DEFAULT_METRICS[spec.task])
     check_metric_tasks(spec)
     return True
+
+
+def task_summary(spec: Spec) -> str | None:
+    """One console line for a run whose task, loss or metrics were left to dtrain, saying what it chose;
+    None when the spec wrote all three."""
+    from declarative.training.metrics import metric_log_name
+
+    if spec.task_written and spec.loss_written and spec.metrics_written:
+        return None
+    task = f"task: {spec.task}" + ("" if spec.task_written else " (inferred)")
+    metrics = ", ".join(metric_log_name(m) for m in spec.metrics or []) or "none"
+    return f"{task}, loss: {spec.loss.name}, metrics: {metrics}"
 
 
 def check_metric_tasks(spec: Spec) -> None:
