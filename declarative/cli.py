@@ -163,12 +163,16 @@ def summary(
 @app.command()
 def test(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by `dtrain run`."),
+    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="KEY=VALUE"),
 ) -> None:
-    """Test a checkpoint alone: its embedded spec rebuilds model and data; prints the test metrics."""
+    """Test a checkpoint alone: its embedded spec rebuilds model and data; prints the test metrics.
+
+    Overrides change the embedded spec, e.g. `data.source.ImageFolder.root=/data/pets` where the data
+    lives elsewhere on this machine."""
     from declarative.run import test_checkpoint
 
     try:
-        test_checkpoint(checkpoint, console=out)
+        test_checkpoint(checkpoint, overrides or [], console=out)
     except SpecError as exc:
         raise _fail(exc) from None
 

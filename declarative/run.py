@@ -12,7 +12,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from rich.console import Console
@@ -131,8 +131,14 @@ def _result(trainer: Trainer, run_dir: RunDir) -> RunResult:
     return result
 
 
-def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict[str, float]:
-    """Test a checkpoint alone: its embedded spec rebuilds model and data; returns the `test/*` metrics."""
+def test_checkpoint(path: str | Path, overrides: Iterable[str] = (), *,
+                    console: Console | None = None) -> dict[str, float]:
+    """Test a checkpoint alone: its embedded spec rebuilds model and data; returns the `test/*` metrics.
+
+    Args:
+        path: A checkpoint written by `dtrain run`.
+        overrides: `key.path=value` changes to the embedded spec, e.g. where the data lives on this machine.
+    """
     from declarative.data import build_data, check_model_input
     from declarative.data.targets import check_targets_fit_model
     from declarative.model.builder import build_model, plan_model
@@ -140,7 +146,7 @@ def test_checkpoint(path: str | Path, *, console: Console | None = None) -> dict
 
     console = console or Console()
     contents = load_checkpoint(path)
-    spec = spec_from_data(contents["spec"], origin=str(path))
+    spec = spec_from_data(contents["spec"], origin=str(path), overrides=overrides)
     accelerator = select_accelerator(spec)
     precision = select_precision(spec, accelerator)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic):

@@ -97,6 +97,15 @@ def test_image_folder_with_augmentation_statistics_and_data_values_tests_again_f
     accuracy = runs["memory"]["test"]["test/accuracy"]
     assert f"test/accuracy   {accuracy:.4f}" in result.stdout
 
+    # the data moves: the checkpoint says where it looked, and an override points it at the new place
+    (tmp_path / "pets").rename(tmp_path / "moved")
+    result = dtrain("test", "best.ckpt", cwd=tmp_path / "elsewhere")
+    assert result.returncode == 1 and "pets" in result.stderr and "Traceback" not in result.stderr
+    result = dtrain("test", "best.ckpt", f"data.source.ImageFolder.root={tmp_path / 'moved'}",
+                    cwd=tmp_path / "elsewhere")
+    assert result.returncode == 0, result.stderr
+    assert f"test/accuracy   {accuracy:.4f}" in result.stdout
+
 
 def write_table(path: Path) -> None:
     rng = np.random.default_rng(0)

@@ -203,7 +203,8 @@ def load_spec(path: str | Path, overrides: Iterable[str] = (), *, semantic: bool
     return validate_document(doc, semantic=semantic)
 
 
-def spec_from_data(data: dict, origin: str, *, semantic: bool = True):
-    """A spec embedded elsewhere (a checkpoint, a run's spec.yaml already parsed) → a checked Spec."""
-    doc = Document(file=origin, data=data, positions={(): Location(origin)})
+def spec_from_data(data: dict, origin: str, *, semantic: bool = True, overrides: Iterable[str] = ()):
+    """A spec embedded elsewhere (a checkpoint, a run's spec.yaml already parsed), with command-line
+    overrides applied → a checked Spec."""
+    doc = apply_overrides(Document(file=origin, data=data, positions={(): Location(origin)}), list(overrides))
     return validate_document(doc, semantic=semantic)
