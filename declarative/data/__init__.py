@@ -78,27 +78,22 @@ def _is_multilabel(t: torch.Tensor) -> bool:
     return t.dim() == 2 and t.shape[1] > 1 and (t.dtype == torch.bool or bool(((t == 0) | (t == 1)).all()))
 
 
-def _max_target(targets: list[torch.Tensor]) -> int | None:
-    """The largest integer target over the splits (read once, at build time); None for float targets."""
+def _target_range(targets: list[torch.Tensor]) -> tuple[int, int] | None:
+    """The smallest and largest integer target over the splits (read at build time); None for float targets."""
     if any(t.is_floating_point() or t.is_complex() for t in targets):
         return None
-    return int(max(t.max() for t in targets))
-
-
-def _min_target(targets: list[torch.Tensor]) -> int | None:
-    """The smallest integer target over the splits; None for float targets."""
-    if any(t.is_floating_point() or t.is_complex() for t in targets):
-        return None
-    return int(min(t.min() for t in targets))
+    return int(min(t.min() for t in targets)), int(max(t.max() for t in targets))
 
 
 def _num_classes(targets: list[torch.Tensor]) -> int | None:
     """What `${data.num_classes}` means: the number of labels L for multi-label 0/1 targets (N, L), else
     the largest class index + 1; None for float (regression) targets."""
+    span = _target_range(targets)
+    if span is None:
+        return None
     if all(_is_multilabel(t) for t in targets):
         return targets[0].shape[1]
-    largest = _max_target(targets)
-    return None if largest is None or any(t.dtype == torch.bool for t in targets) else largest + 1
+    return None if any(t.dtype == torch.bool for t in targets) else span[1] + 1
 
 
 def check_model_input(spec, input_shape: tuple[int, ...]) -> None:
@@ -204,8 +199,7 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
     present = {role: split for role, split in roles.items() if split is not None}
     targets = {role: split_targets(split) for role, split in present.items()}
     num_classes = _num_classes(list(targets.values()))
-    max_target = _max_target(list(targets.values()))
-    min_target = _min_target(list(targets.values()))
+    min_target, max_target = _target_range(list(targets.values())) or (None, None)
     pipelines = {role: train_transforms if role == "train" else eval_transforms for role in present}
 
     if mode == "memory":

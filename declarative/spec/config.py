@@ -164,18 +164,21 @@ class Spec:
     logger: list[str | dict] = field(default_factory=list)  # logger names, or {Name: {kwargs}}
     document: Document | None = field(default=None, repr=False, compare=False)
 
+    def _written(self, key: str) -> bool:
+        """Whether the spec itself wrote `key` (rather than leaving it to a default or to inference)."""
+        return self.document is not None and isinstance(self.document.data, dict) and key in self.document.data
+
     @property
     def task_written(self) -> bool:
-        """Whether the spec itself names its task (rather than leaving it to inference)."""
-        return self.document is not None and isinstance(self.document.data, dict) and "task" in self.document.data
+        return self._written("task")
 
     @property
     def loss_written(self) -> bool:
-        return self.document is not None and isinstance(self.document.data, dict) and "loss" in self.document.data
+        return self._written("loss")
 
     @property
     def metrics_written(self) -> bool:
-        return self.document is not None and isinstance(self.document.data, dict) and "metrics" in self.document.data
+        return self._written("metrics")
 
     def problem(self, path: PathKey, message: str, *, key: bool = False) -> Problem:
         """A problem found by a later stage, located at the spec line it came from."""
