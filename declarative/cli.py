@@ -80,43 +80,16 @@ def run(
 def validate(
     spec_files: List[Path] = typer.Argument(..., help="Spec files to check.", metavar="SPEC..."),
     schema_only: bool = typer.Option(False, "--schema-only", help="Only the schema stage (no torch import)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Check every spec again, even one that has not changed."),
 ) -> None:
-    """Check specs: schema, names, values and shapes. Quiet when all are valid; exit 1 otherwise."""
-    from declarative.spec.document import load_file
-    from declarative.spec.validate import schema_problems, semantic_problems
+    """Check specs: schema, names, values and shapes. Quiet when all are valid; exit 1 otherwise.
 
-    failed = False
-    checked = []
-    for path in spec_files:  # the schema stage first, for every file: it needs no torch
-        try:
-            doc = load_file(path)
-            problems = schema_problems(doc)
-        except SpecError as exc:
-            problems = exc.problems
-        if problems:
-            failed = True
-            _report(problems)
-        else:
-            checked.append(doc)
-    if not schema_only:
-        from declarative.spec.config import spec_from_document
+    Outcomes are remembered in the user's cache folder until the spec, its data files or dtrain change."""
+    from declarative.spec.validate_files import validate_files
 
-        for doc in checked:
-            spec = spec_from_document(doc)
-            problems = semantic_problems(spec, read_data=True)
-            if problems:
-                failed = True
-                _report(problems)
-            if spec.model.skipped:
-                err.print(f"{doc.file}: note: the model is not checked: it takes values from data that cannot be "
-                          "read here (input: auto, ${data.*})", markup=False)
-    if failed:
+    say = lambda line: err.print(line, markup=False)  # noqa: E731
+    if not validate_files(spec_files, schema_only=schema_only, use_cache=not no_cache, say=say):
         raise typer.Exit(1)
-
-
-def _report(problems) -> None:
-    for problem in problems:
-        err.print(str(problem), markup=False)
 
 
 @app.command()

@@ -1,0 +1,65 @@
+"""`dtrain validate` over many files: the schema stage for every file first (it needs no torch), then
+the semantic stage; each file's outcome is remembered (declarative.spec.validate_cache) and replayed
+while nothing it depends on changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from declarative.errors import SpecError
+from declarative.spec.validate_cache import Outcome, ValidateCache
+
+
+def validate_files(paths: list[Path], *, schema_only: bool, use_cache: bool, say: Callable[[str], None]) -> bool:
+    """Check each spec, printing one line per problem (and notes) with `say`; True when all are valid."""
+    cache = ValidateCache("schema" if schema_only else "full", enabled=use_cache)
+    outcomes: dict[int, Outcome] = {}
+    keys: dict[int, str | None] = {}
+    to_check = []
+    for i, path in enumerate(paths):
+        keys[i] = cache.key(path)
+        remembered = cache.get(keys[i])
+        if remembered is not None:
+            for line in remembered.lines:
+                say(line)
+            outcomes[i] = remembered
+        else:
+            to_check.append(i)
+
+    def record(i: int, lines: list[str], failed: bool) -> None:
+        for line in lines:
+            say(line)
+        outcomes[i].lines.extend(lines)
+        outcomes[i].failed = outcomes[i].failed or failed
+
+    documents = {}
+    if to_check:
+        from declarative.spec.document import load_file
+        from declarative.spec.validate import schema_problems
+
+        for i in to_check:
+            outcomes[i] = Outcome(lines=[], failed=False)
+            try:
+                doc = load_file(paths[i])
+                problems = schema_problems(doc)
+            except SpecError as exc:
+                problems = exc.problems
+            record(i, [str(p) for p in problems], bool(problems))
+            if not problems:
+                documents[i] = doc
+    if documents and not schema_only:
+        from declarative.spec.config import spec_from_document
+        from declarative.spec.validate import semantic_problems
+
+        for i, doc in documents.items():
+            spec = spec_from_document(doc)
+            problems = semantic_problems(spec, read_data=True)
+            lines = [str(p) for p in problems]
+            if spec.model.skipped:
+                lines.append(f"{doc.file}: note: the model is not checked: it takes values from data that cannot be "
+                             "read here (input: auto, ${data.*})")
+            record(i, lines, bool(problems))
+    for i in to_check:
+        cache.put(keys[i], outcomes[i])
+    return not any(outcome.failed for outcome in outcomes.values())
