@@ -1,4 +1,4 @@
-"""The `dtrain` command: run, validate, summary, test, schema, layers.
+"""The `dtrain` command: run, validate, summary, test, schema, layers, init, runs.
 
 Exit codes: 0 ok, 1 a problem in a spec, its data or a checkpoint (one located line each,
 never a traceback), 2 a command line that cannot be understood.
@@ -21,13 +21,27 @@ app = typer.Typer(
     name="dtrain",
     help="Declarative training for PyTorch: one YAML spec describes the whole experiment.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 OVERRIDES_HELP = "Overrides as key.path=value, e.g. trainer.max_epochs=3 data.batch_size=128."
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        out.print(f"dtrain {metadata.version('dtrain')}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Declarative training for PyTorch: one YAML spec describes the whole experiment."""
 
 
 def _fail(exc: SpecError) -> typer.Exit:
@@ -208,6 +222,56 @@ def layers(
                 args.append(name)
         table.add_row(entry.name, ", ".join(args), entry.doc)
     out.print(table)
+
+
+@app.command()
+def init(
+    data: Path = typer.Argument(..., help="An image folder (root/<class>/<image>), a .csv table or a .npz/.pt/.npy file."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The spec to write (default: <data's name>.yaml here)."),
+    target: Optional[str] = typer.Option(None, "--target", "-t", help="A CSV's target column (asked when left out)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the output if it exists."),
+) -> None:
+    """Write a commented starter spec for DATA that validates and trains as written."""
+    from declarative.init_spec import starter_spec
+
+    spec_path = output or Path(f"{(data.stem if data.is_file() else data.resolve().name) or 'spec'}.yaml")
+    if spec_path.exists() and not force:
+        err.print(f"usage error: {spec_path} exists — choose another with -o, or --force to overwrite it", markup=False)
+        raise typer.Exit(2)
+    ask = None
+    if sys.stdin.isatty():
+        def ask(columns: list[str]) -> str:
+            return typer.prompt(f"Target column ({', '.join(columns)})", default=columns[-1])
+    try:
+        text = starter_spec(data, spec_path, target=target, ask=ask)
+    except UsageError as exc:
+        raise _usage(exc) from None
+    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    spec_path.write_text(text, encoding="utf-8")
+    out.print(f"wrote {spec_path}: check it with `dtrain validate {spec_path}`, train it with `dtrain run {spec_path}`",
+              markup=False)
+
+
+@app.command()
+def runs(
+    name: str = typer.Argument("*", help="A run name or wildcard pattern (default: every run)."),
+    root: Path = typer.Option(Path("runs"), "--root", help="The folder runs are written to (trainer.default_root_dir)."),
+) -> None:
+    """List runs, newest first: status, start, duration, epochs and the best value of the monitored metric."""
+    from declarative.training.run_list import duration_text, list_runs, started_text
+
+    found = list_runs(root, name)
+    if not found:
+        err.print(f"no runs under {root}" + (f" named '{name}'" if name != "*" else ""), markup=False)
+        return
+    table = Table(show_header=True, box=None, pad_edge=False)
+    for column in ("run", "status", "started", "duration", "epochs", "best"):
+        table.add_column(column, no_wrap=True, justify="right" if column in ("duration", "epochs") else "left")
+    for run in found:
+        best = f"{run.monitor} {run.best:.4g}" if run.best is not None else "-"
+        table.add_row(f"{run.name}/version_{run.version}", run.status, started_text(run.started),
+                      duration_text(run.duration_s), "-" if run.epochs is None else str(run.epochs), best)
+    (out if out.is_terminal else Console(file=out.file, width=200, highlight=False)).print(table)
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from declarative.training.components import OPTIMIZERS, SCHEDULERS
 from declarative.training.precision import select_precision
 from declarative.training.progress import print_results
 from declarative.training.run_dir import RunDir
+from declarative.training.run_record import RunRecord
 from declarative.training.seed import reproducible, seed_everything
 from declarative.training.tasks import build_loss, resolve_task, task_summary
 from declarative.training.trainer import Trainer, estimated_stepping_batches, limit_batches
@@ -78,6 +79,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
         # The run folder comes after everything that can reject the spec, and goes again if fit's own
         # checks reject it: a rejected spec leaves no run folder behind.
         run_dir = RunDir.create(spec)
+        record = RunRecord.start(run_dir.path)  # run.json: status and timing, for `dtrain runs`
         trainer.root_dir = run_dir.path
         trainer.loggers = build_loggers(spec, run_dir)
         status, rejected = "failed", False
@@ -94,6 +96,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
             raise
         finally:
             trainer.finalize(status)
+            record.finish(status)
             if rejected:
                 shutil.rmtree(run_dir.path, ignore_errors=True)
     result = _result(trainer, run_dir)
