@@ -28,6 +28,7 @@ from declarative.training.precision import select_precision
 from declarative.training.progress import print_results
 from declarative.training.run_dir import RunDir
 from declarative.training.run_record import RunRecord
+from declarative.training.threads import intra_op_threads
 from declarative.training.seed import reproducible, seed_everything
 from declarative.training.tasks import build_loss, resolve_task, task_summary
 from declarative.training.trainer import Trainer, estimated_stepping_batches, limit_batches
@@ -58,7 +59,8 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
     console = console or Console()
     accelerator = select_accelerator(spec)
     precision = select_precision(spec, accelerator)
-    with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
+    with reproducible(spec.seed, deterministic=spec.trainer.deterministic), \
+            intra_op_threads(spec.trainer.num_threads) as threads:
         data = data_for_plan(spec, accelerator.device)
         plan = plan_model(spec)
         model = build_model(spec, plan)  # seeded first: the same seed gives the same initial weights
@@ -67,7 +69,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
         resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
                      target_dtype=data.target_dtype)  # before the run folder: its spec.yaml records the task
         check_targets_fit_model(spec, data.max_target, plan, data.min_target)
-        console.print(data.description, markup=False, highlight=False)
+        console.print(f"{data.description}; {threads}", markup=False, highlight=False)
         if chosen := task_summary(spec):
             console.print(chosen, markup=False, highlight=False)
         trainer = Trainer(spec, accelerator=accelerator, precision=precision, callbacks=build_callbacks(spec),

@@ -139,6 +139,9 @@ class TrainerConfig:
     deterministic: bool = _setting(False, "Use deterministic algorithms (torch.use_deterministic_algorithms).")
     enable_progress_bar: bool = _setting(True, "Show a progress bar.")
     enable_checkpointing: bool = _setting(True, "Save last.ckpt each epoch even when no ModelCheckpoint is listed.")
+    num_threads: Union[Literal["auto"], int] = _setting(
+        "auto", "torch's CPU threads (torch.set_num_threads); auto: the CPUs this process may use (affinity, cgroup quota).",
+        minimum=1)
     default_root_dir: str = _setting("runs", "Runs go to <default_root_dir>/<name>/version_<N>/ (relative to the working directory).")
 
     @property
