@@ -28,9 +28,9 @@ from declarative.training.precision import select_precision
 from declarative.training.progress import print_results
 from declarative.training.run_dir import RunDir
 from declarative.training.run_record import RunRecord
-from declarative.training.threads import intra_op_threads
 from declarative.training.seed import reproducible, seed_everything
 from declarative.training.tasks import build_loss, resolve_task, task_summary
+from declarative.training.threads import intra_op_threads
 from declarative.training.trainer import Trainer, estimated_stepping_batches, limit_batches
 
 __all__ = ["RunResult", "fit_spec", "test_checkpoint"]
