@@ -35,7 +35,14 @@ for _ in range(int(sys.argv[2])): step()
 print(time.perf_counter() - begin)
 """
 
-SPIN = "while True: pass"
+# Busy on one core until this script ends (it checks now and then that its parent is still there).
+SPIN = """
+import os
+parent = os.getppid()
+while os.getppid() == parent:
+    for _ in range(100_000):
+        pass
+"""
 
 
 def _steps(threads: int, steps: int) -> float:

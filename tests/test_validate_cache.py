@@ -76,6 +76,11 @@ def test_an_unchanged_spec_is_answered_from_the_cache_and_a_change_checks_it_aga
     replayed = _validate(cache, str(spec))
     assert (replayed.returncode, replayed.stderr) == (1, broken.stderr)
     assert "torch not imported" in replayed.stdout
+    # The `dtrain` command answers it before even the command-line library loads.
+    command = subprocess.run([sys.executable, "-X", "importtime", "-m", "declarative", "validate", str(spec)],
+                             capture_output=True, text=True, env={**os.environ, "DTRAIN_CACHE_DIR": str(cache)}, timeout=300)
+    assert command.returncode == 1 and broken.stderr in command.stderr
+    assert "typer" not in command.stderr and "| torch" not in command.stderr
 
     # --no-cache checks it again anyway.
     spec.write_text(SPEC)

@@ -4,6 +4,7 @@ while nothing it depends on changes."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -63,3 +64,18 @@ def validate_files(paths: list[Path], *, schema_only: bool, use_cache: bool, say
     for i in to_check:
         cache.put(keys[i], outcomes[i])
     return not any(outcome.failed for outcome in outcomes.values())
+
+
+def replay(args: list[str]) -> int | None:
+    """`dtrain validate ARGS` answered from the cache alone: the exit code, or None when a spec's outcome
+    is not remembered or the arguments are more than spec files and --schema-only (the command then runs)."""
+    schema_only = "--schema-only" in args
+    files = [a for a in args if a != "--schema-only"]
+    if not files or any(a.startswith("-") for a in files):
+        return None
+    cache = ValidateCache("schema" if schema_only else "full")
+    outcomes = [cache.get(cache.key(Path(f))) for f in files]
+    if any(o is None for o in outcomes):
+        return None
+    sys.stderr.writelines(line + "\n" for o in outcomes for line in o.lines)
+    return 1 if any(o.failed for o in outcomes) else 0
