@@ -3,8 +3,10 @@
 torch starts with one intra-op thread per host core, even where the process may use fewer: a CPU
 affinity mask (taskset, a scheduler's cpuset) or a container's CPU quota (cgroup `cpu.max`, or
 cgroup v1's `cpu.cfs_quota_us`). More threads than usable CPUs make the threads wait on each other
-at every parallel op, which slows a training loop many times over. `trainer.num_threads` overrides
-the choice (`auto`, the default, is the count found here).
+at every parallel op, which slows a training loop many times over; so does other busy work on the
+same cores, which a run points out. `trainer.num_threads` overrides the choice (`auto`, the default,
+is the count found here). The count does not follow the load: a seeded run gives the same numbers
+on the same machine, and a different thread count can change the last bits of a reduction.
 """
 
 from __future__ import annotations
@@ -78,6 +80,14 @@ def usable_cpus() -> int:
     return max(1, cpus)
 
 
+def busy_elsewhere() -> float:
+    """The machine's 1-minute load average where this process may use every core (elsewhere it counts
+    other containers' work too), else 0."""
+    if not hasattr(os, "getloadavg") or usable_cpus() < (os.cpu_count() or 1):
+        return 0.0
+    return os.getloadavg()[0]
+
+
 @contextmanager
 def intra_op_threads(setting: int | str = "auto") -> Iterator[str]:
     """Use `setting` threads (auto: usable_cpus()) inside the block and torch's earlier count after it;
@@ -87,6 +97,9 @@ def intra_op_threads(setting: int | str = "auto") -> Iterator[str]:
     before = torch.get_num_threads()
     chosen = usable_cpus() if setting == "auto" else int(setting)
     why = "trainer.num_threads" if setting != "auto" else "the CPUs this process may use"
+    if setting == "auto" and chosen > 1 and busy_elsewhere() >= chosen - 0.5:
+        # Fewer threads would not be reproducible run to run if chosen from the load: say it instead.
+        why += f"; other work keeps them busy (load {os.getloadavg()[0]:.1f}): trainer.num_threads: 1 may be much faster"
     if chosen != before:
         torch.set_num_threads(chosen)
     try:
