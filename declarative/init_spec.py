@@ -154,29 +154,34 @@ def _arrays(path: Path, reference: str) -> tuple[str, str, str, str]:
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as arrays:
-                targets = arrays["targets"] if "targets" in arrays else None
-                dtype = None if targets is None else targets.dtype
+                dtype = arrays["targets"].dtype if "targets" in arrays else None
+                inputs = arrays["inputs"].dtype if "inputs" in arrays else np.dtype("float32")
         elif path.suffix == ".pt":
             import torch
 
             stored = torch.load(path, map_location="cpu", weights_only=True)
-            dtype = stored["targets"].numpy().dtype if isinstance(stored, dict) and "targets" in stored else None
+            stored = stored if isinstance(stored, dict) else {}
+            dtype = stored["targets"].numpy().dtype if "targets" in stored else None
+            inputs = stored["inputs"].numpy().dtype if "inputs" in stored else np.dtype("float32")
         else:
             labels = path.with_name("targets.npy")
             dtype = np.load(labels, allow_pickle=False, mmap_mode="r").dtype if labels.is_file() else None
+            inputs = np.load(path, allow_pickle=False, mmap_mode="r").dtype
     except Exception as exc:  # noqa: BLE001  any unreadable file is the same usage error
         raise UsageError(f"{path} cannot be read as an array file: {exc}") from None
     if dtype is None:
         raise UsageError(f"{path} has no targets array: save `inputs` and `targets` (numpy.savez(path, inputs=..., "
                          "targets=...)), or for .npy a targets.npy beside it")
     classes = np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_)
+    transforms = "" if np.issubdtype(inputs, np.floating) else (
+        f"  transforms:\n    - ToDtype: {{dtype: float32}}          # the stored {inputs} values as float32 for the layers\n")
     outputs, monitor, mode = ('"${data.num_classes}"', "val/accuracy", "max") if classes else ("1", "val/loss", "min")
     return f"the arrays {path}", f"""\
 data:
   source:
     ArrayFile: {{path: {reference}}}        # arrays `inputs` and `targets`
   val: {{fraction: 0.2}}                 # carved from the samples, seeded
-  batch_size: 64
+{transforms}  batch_size: 64
 
 model:
   input: auto                            # one sample's shape, from the data

@@ -100,3 +100,22 @@ def test_init_on_a_csv_asks_for_the_target_and_gives_a_spec_that_trains(tmp_path
     assert "task: multiclass (inferred)" in run.stdout
     results = json.loads(next((tmp_path / "runs" / "penguins").glob("version_*/results.json")).read_text())
     assert results["val"]["val/accuracy"] > 0.5  # three well-separated species
+
+
+def test_init_on_arrays_of_uint8_images_gives_a_spec_that_trains(tmp_path):
+    from declarative.init_spec import starter_spec
+    from declarative.run import fit_spec
+    from declarative.spec.validate import load_spec
+    from trainer_specs import quiet
+
+    rng = np.random.default_rng(0)
+    targets = np.arange(300) % 3
+    images = (rng.integers(0, 20, size=(300, 1, 6, 6)) + 80 * targets[:, None, None, None]).astype(np.uint8)
+    np.savez(tmp_path / "shapes.npz", inputs=images, targets=targets)
+    spec_path = tmp_path / "shapes.yaml"
+    spec_path.write_text(starter_spec(tmp_path / "shapes.npz", spec_path))
+    assert "ToDtype: {dtype: float32}" in spec_path.read_text()  # uint8 values become floats for Linear
+
+    spec = load_spec(spec_path, [f"trainer.default_root_dir={tmp_path / 'runs'}", "trainer.enable_progress_bar=false"])
+    result = fit_spec(spec, console=quiet())
+    assert result.val_metrics["val/accuracy"] > 0.5
