@@ -24,6 +24,7 @@ from declarative.spec.config import Component, Spec
 from declarative.training.accelerator import select_accelerator
 from declarative.training.checkpoint import load_checkpoint
 from declarative.training.components import OPTIMIZERS, SCHEDULERS
+from declarative.training.param_groups import param_groups
 from declarative.training.precision import select_precision
 from declarative.training.progress import print_results
 from declarative.training.run_dir import RunDir
@@ -73,7 +74,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
                           console=console)
         model = trainer.prepare(model)
         loss_fn = trainer.prepare(build_loss(spec))
-        optimizer = OPTIMIZERS.build_component(spec.optimizer, spec, params=model.parameters())
+        optimizer = OPTIMIZERS.build_component(spec.optimizer, spec, params=param_groups(model, spec.optimizer, spec))
         scheduler = build_scheduler(spec, optimizer, limit_batches(spec, len(data.train), "limit_train_batches"))
         # The run folder comes after everything that can reject the spec, and goes again if fit's own
         # checks reject it: a rejected spec leaves no run folder behind.

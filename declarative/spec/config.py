@@ -30,7 +30,8 @@ class Component:
     name: str
     kwargs: dict[str, Any]
     path: PathKey
-    wiring: dict[str, Any] = field(default_factory=dict)  # a layer item's name / input / output keys
+    # keys written beside the name: a layer item's name / input / output, an optimizer's param_groups
+    wiring: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, item: str | dict, path: PathKey) -> "Component":
@@ -259,6 +260,16 @@ def _split(raw: dict | None, path: PathKey, base: Path) -> Split | None:
     )
 
 
+def _optimizer(raw: str | dict) -> Component:
+    """The optimizer by name, with its `param_groups` (declarative.training.param_groups) beside it."""
+    if not isinstance(raw, dict) or "param_groups" not in raw:
+        return Component.parse(raw, ("optimizer",))
+    rest = {k: v for k, v in raw.items() if k != "param_groups"}
+    component = Component.parse(rest, ("optimizer",))
+    component.wiring = {"param_groups": raw["param_groups"]}
+    return component
+
+
 def spec_from_document(doc: Document) -> Spec:
     """Typed spec from a document that has passed the schema stage."""
     raw = doc.data
@@ -301,7 +312,7 @@ def spec_from_document(doc: Document) -> Spec:
         data=data,
         model=model,
         loss=Component.parse(raw["loss"], ("loss",)) if "loss" in raw else None,
-        optimizer=Component.parse(raw["optimizer"], ("optimizer",)),
+        optimizer=_optimizer(raw["optimizer"]),
         trainer=TrainerConfig(**(raw.get("trainer") or {})),
         metrics=list(raw["metrics"] or []) if "metrics" in raw else None,
         task=raw.get("task"),

@@ -142,6 +142,46 @@ def layer_item_schema(layers: Registry) -> dict:
     return item
 
 
+def _names(what: str) -> dict:
+    one = {"type": "string", "minLength": 1}
+    return {"description": what, "anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+
+
+PARAM_GROUPS = {
+    "description": "Parameter groups, each with its own optimizer arguments (lr, weight_decay, ...); the "
+                   "parameters no group selects keep the optimizer's own arguments.",
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "required": ["params"],
+        "properties": {
+            "params": {
+                "description": "Which parameters: any that one of these keys matches.",
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": {
+                    "names": _names("Globs over parameter or module names, e.g. layers.0.*, *.bias, layers.3."),
+                    "layers": _names("Layer items named with `name:`."),
+                    "type": _names("Layer class names, e.g. BatchNorm2d, LayerNorm: the parameters they hold."),
+                    "bias": {"type": "boolean", "description": "true: every parameter named bias."},
+                },
+            },
+        },
+        "additionalProperties": {"description": "An argument of the optimizer, for this group."},
+    },
+}
+
+
+def optimizer_schema(optimizers: Registry) -> dict:
+    """One optimizer by name, with optional `param_groups` beside it."""
+    item = optimizers.item_schema()
+    item["else"].pop("maxProperties")
+    item["else"]["properties"]["param_groups"] = PARAM_GROUPS
+    return item
+
+
 def spec_schema() -> dict[str, Any]:
     import torch
     import torchvision
@@ -226,7 +266,7 @@ def spec_schema() -> dict[str, Any]:
             },
         },
         "$defs": {**{key: registry.item_schema() for key, registry in regs.items()},
-                  "layer": layer_item_schema(regs["layer"]), "layer_list": {**_list_of("layer"), "minItems": 1},
+                  "optimizer": optimizer_schema(regs["optimizer"]), "layer": layer_item_schema(regs["layer"]), "layer_list": {**_list_of("layer"), "minItems": 1},
                   "reference": REFERENCE},
     }
 

@@ -64,6 +64,7 @@ def schema_problems(doc: Document) -> list[Problem]:
     for error in validator.iter_errors(doc.data):
         problems.extend(problems_from_error(error, doc, validator.schema))
     problems.extend(_scheduler_problems(doc))
+    problems.extend(_optimizer_problems(doc))
     problems.extend(item_problems(doc))
     problems.extend(block_problems(doc, committed_schema()["$defs"]["layer"]["else"]["properties"]))
     return _ordered(problems)
@@ -81,6 +82,20 @@ def _scheduler_problems(doc: Document) -> list[Problem]:
         return [doc.problem(("scheduler",), "scheduler names no LR scheduler, e.g. {StepLR: {step_size: 1}}")]
     return [doc.problem(("scheduler",), f"scheduler names {len(names)} LR schedulers ({', '.join(names)}); "
                                         "name one")]
+
+
+def _optimizer_problems(doc: Document) -> list[Problem]:
+    """An optimizer section names exactly one optimizer besides its param_groups."""
+    section = doc.data.get("optimizer")
+    if not isinstance(section, dict) or not section:
+        return []
+    names = [k for k in section if k != "param_groups"]
+    if len(names) == 1:
+        return []
+    if not names:
+        return [doc.problem(("optimizer",), "optimizer names no optimizer beside param_groups, e.g. "
+                                            "{SGD: {lr: 0.1}, param_groups: [...]}")]
+    return [doc.problem(("optimizer",), f"optimizer names {len(names)} optimizers ({', '.join(names)}); name one")]
 
 
 def _ordered(problems: Iterable[Problem]) -> list[Problem]:
