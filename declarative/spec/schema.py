@@ -178,7 +178,10 @@ def optimizer_schema(optimizers: Registry) -> dict:
     """One optimizer by name, with optional `param_groups` beside it."""
     item = optimizers.item_schema()
     item["else"].pop("maxProperties")
-    item["else"]["properties"]["param_groups"] = PARAM_GROUPS
+    arguments = sorted({name for entry in optimizers.entries() for name in entry.params})
+    groups = json.loads(json.dumps(PARAM_GROUPS))
+    groups["items"]["propertyNames"] = {"enum": ["params", *arguments]}  # which optimizer's: checked at build
+    item["else"]["properties"]["param_groups"] = groups
     return item
 
 
