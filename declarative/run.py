@@ -23,7 +23,8 @@ from declarative.loggers import LOGGERS
 from declarative.spec.config import Component, Spec
 from declarative.training.accelerator import select_accelerator
 from declarative.training.checkpoint import load_checkpoint
-from declarative.training.components import OPTIMIZERS, SCHEDULERS
+from declarative.training.components import OPTIMIZERS
+from declarative.training.schedulers import build_scheduler as build_chain
 from declarative.training.param_groups import param_groups
 from declarative.training.precision import select_precision
 from declarative.training.progress import print_results
@@ -223,13 +224,7 @@ def build_scheduler(spec: Spec, optimizer: torch.optim.Optimizer, num_train_batc
     config = spec.scheduler
     if config is None:
         return None
-    component = config.scheduler
-    missing = SCHEDULERS[component.name].inferred - set(component.kwargs)
-    inferred = {}
-    if missing:
-        steps = _scheduler_steps(spec, num_train_batches)
-        inferred = {name: steps for name in missing}
-    return SCHEDULERS.build_component(component, spec, optimizer=optimizer, **inferred)
+    return build_chain(config.scheduler, spec, optimizer, lambda: _scheduler_steps(spec, num_train_batches))
 
 
 def _scheduler_steps(spec: Spec, num_train_batches: int) -> int:

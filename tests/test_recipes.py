@@ -39,14 +39,14 @@ logger: false
 """
 
 
-def write(tmp_path: Path, extra: str = "", **changes: str) -> Path:
+def write(tmp_path: Path, extra: str = "", changes: dict[str, str] | None = None) -> Path:
     """The small conv spec with `extra` appended and `changes` replacing text in it, on test-written data."""
     data = tmp_path / "data.npz"
     if not data.exists():
         write_arrays(data, n=64, shape=(3, 8, 8), classes=4)
     text = SPEC.format(data=data) + extra
-    for old, new in changes.items():
-        text = text.replace(old.replace("_", " "), new)
+    for old, new in (changes or {}).items():
+        text = text.replace(old, new)
     path = tmp_path / "spec.yaml"
     path.write_text(text)
     return path
@@ -117,3 +117,62 @@ def test_param_group_mistakes_are_located(tmp_path, group, message):
         OPTIMIZERS.build_component(spec.optimizer, spec, params=param_groups(build_model(spec), spec.optimizer, spec))
     text = error_of(path, build)
     assert "spec.yaml:25:" in text and message in text, text
+
+
+# -- scheduler chains ------------------------------------------------------------------------------------------
+
+WARMUP = """\
+optimizer:
+  SGD: {lr: 0.1, weight_decay: 0.01}
+  param_groups:
+    - params: {bias: true}
+      weight_decay: 0
+scheduler:
+  SequentialLR:
+    schedulers:
+      - LinearLR: {start_factor: 0.1, total_iters: 4}
+      - CosineAnnealingLR
+  interval: step
+callbacks: [LearningRateMonitor]
+"""
+
+
+def test_warm_up_chain_gives_torchs_sequential_lr_rates_per_step(tmp_path):
+    import csv
+
+    from torch.optim import lr_scheduler
+
+    path = write(tmp_path, WARMUP, {"logger: false": "logger: [CSVLogger]",
+                                    "max_steps: 3": "max_steps: 12, log_every_n_steps: 1"})
+    result = fit(path)
+    with open(result.run_dir / "metrics.csv") as file:
+        rows = [r for r in csv.DictReader(file) if r.get("lr-SGD/pg1")]
+    logged = [float(r["lr-SGD/pg1"]) for r in rows]
+    assert [float(r["lr-SGD/pg2"]) for r in rows] == logged  # both groups follow the chain
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    warm = lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=4)
+    cosine = lr_scheduler.CosineAnnealingLR(optimizer, T_max=12 - 4)  # T_max: the rest of the run
+    chain = lr_scheduler.SequentialLR(optimizer, [warm, cosine], milestones=[4])
+    expected = []
+    for _ in range(12):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        chain.step()
+    assert logged == pytest.approx(expected, rel=1e-12)
+    assert logged[0] == pytest.approx(0.01) and min(logged) < logged[4]
+
+
+@pytest.mark.parametrize("scheduler, message", [
+    ("{SequentialLR: {schedulers: [CosineAnnealingLR, LinearLR]}}",
+     "the milestones cannot be inferred: CosineAnnealingLR has no length of its own"),
+    ("{SequentialLR: {schedulers: [LinearLR, StepLR: {step_size: 2}], milestones: [2, 3]}}".replace(
+        "StepLR: {step_size: 2}", "{StepLR: {step_size: 2}}"), "2 schedulers take 1 increasing milestone(s), got [2, 3]"),
+    ("{ChainedScheduler: {schedulers: [{StepLR: {step_size: 0}}]}}", "step_size must be"),
+    ("{LambdaLR: {}}", "LR scheduler 'LambdaLR' is left out on purpose: takes a Python function (lr_lambda)"),
+])
+def test_scheduler_chain_mistakes_are_located(tmp_path, scheduler, message):
+    from declarative.run import build_scheduler
+
+    path = write(tmp_path, f"optimizer: {{SGD: {{lr: 0.1}}}}\nscheduler: {scheduler}\n")
+    text = error_of(path, lambda spec: build_scheduler(spec, torch.optim.SGD(build_model(spec).parameters()), 4))
+    assert "spec.yaml:" in text and message in text, text

@@ -169,6 +169,8 @@ PARAM_GROUPS = {
                 },
             },
         },
+        # the other keys are arguments of the optimizer named beside: checked against it when the run builds it
+        "propertyNames": {"pattern": "^[a-z_][a-z0-9_]*$"},
         "additionalProperties": {"description": "An argument of the optimizer, for this group."},
     },
 }
@@ -178,10 +180,7 @@ def optimizer_schema(optimizers: Registry) -> dict:
     """One optimizer by name, with optional `param_groups` beside it."""
     item = optimizers.item_schema()
     item["else"].pop("maxProperties")
-    arguments = sorted({name for entry in optimizers.entries() for name in entry.params})
-    groups = json.loads(json.dumps(PARAM_GROUPS))
-    groups["items"]["propertyNames"] = {"enum": ["params", *arguments]}  # which optimizer's: checked at build
-    item["else"]["properties"]["param_groups"] = groups
+    item["else"]["properties"]["param_groups"] = PARAM_GROUPS
     return item
 
 
@@ -250,6 +249,7 @@ def spec_schema() -> dict[str, Any]:
                 "description": "One LR scheduler by name, and Lightning's interval / frequency / monitor.",
                 "type": "object",
                 "x-registry": regs["scheduler"].kind,
+                "x-excluded": dict(sorted(regs["scheduler"].excluded.items())),
                 "properties": {
                     **scheduler_entries,
                     "interval": {"enum": ["epoch", "step"], "default": "epoch"},
