@@ -191,7 +191,8 @@ def schema(
         output.write_text(text, encoding="utf-8")
 
 
-KINDS = ["layer", "loss", "optimizer", "scheduler", "source", "transform", "callback", "logger", "metric"]
+KINDS = ["layer", "loss", "optimizer", "scheduler", "source", "transform", "callback", "logger", "metric",
+         "initializer"]
 
 
 @app.command()

@@ -176,3 +176,85 @@ def test_scheduler_chain_mistakes_are_located(tmp_path, scheduler, message):
     path = write(tmp_path, f"optimizer: {{SGD: {{lr: 0.1}}}}\nscheduler: {scheduler}\n")
     text = error_of(path, lambda spec: build_scheduler(spec, torch.optim.SGD(build_model(spec).parameters()), 4))
     assert "spec.yaml:" in text and message in text, text
+
+
+# -- freezing and unfreezing ----------------------------------------------------------------------------------
+
+FROZEN = {"      name: stem\n": "      name: stem\n      trainable: false\n",
+          "    - BatchNorm2d\n": "    - BatchNorm2d: null\n      trainable: false\n      train_bn: false\n"}
+
+
+def test_frozen_layers_are_bit_identical_after_training_and_the_rest_trains(tmp_path):
+    path = write(tmp_path, "optimizer: {SGD: {lr: 0.5, momentum: 0.9}}\n", FROZEN)
+    spec = load_spec(path, [f"trainer.default_root_dir={tmp_path / 'runs'}"])
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        before = build_model(spec).state_dict()
+    from declarative.run import fit_spec
+
+    after = saved(fit_spec(spec))["state_dict"]
+    for name in ("layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "layers.1.running_mean",
+                 "layers.1.running_var", "layers.1.num_batches_tracked"):
+        assert torch.equal(before[name], after[name]), name
+    assert not torch.equal(before["layers.4.weight"], after["layers.4.weight"])
+    from declarative.model.builder import plan_model
+
+    assert plan_model(spec).trainable == 4 * 256 + 4  # the summary counts the head alone
+
+
+def test_backbone_finetuning_unfreezes_at_its_epoch_with_its_own_learning_rate(tmp_path):
+    path = write(tmp_path, """\
+optimizer: {SGD: {lr: 0.2}}
+callbacks:
+  - BackboneFinetuning: {unfreeze_backbone_at_epoch: 1, backbone_initial_ratio_lr: 0.1}
+""", {**FROZEN, "max_steps: 3": "max_epochs: 3"})
+    spec = load_spec(path, [f"trainer.default_root_dir={tmp_path / 'runs'}"])
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        before = build_model(spec).state_dict()
+    from declarative.run import fit_spec
+
+    contents = saved(fit_spec(spec))
+    groups = contents["optimizer_states"][0]["param_groups"]
+    # the head at 0.2; the backbone from epoch 1 at 0.02, doubled at epoch 2 (Lightning's default)
+    assert [g["lr"] for g in groups] == [0.2, pytest.approx(0.04)]
+    assert len(groups[1]["params"]) == 4
+    after = contents["state_dict"]
+    assert not torch.equal(before["layers.0.weight"], after["layers.0.weight"])
+    assert not torch.equal(before["layers.1.running_mean"], after["layers.1.running_mean"])  # train_bn: true
+
+
+# -- initializers -----------------------------------------------------------------------------------------------
+
+
+def test_initializers_by_layer_type_and_by_item_run_seeded(tmp_path):
+    path = write(tmp_path, "optimizer: {SGD: {lr: 0.1}}\n", {"  layers:\n": """\
+  init:
+    Conv2d: {weight: {constant_: {val: 0.5}}, bias: zeros_}
+    Linear: {weight: xavier_uniform_, bias: {normal_: {std: 0.01}}}
+  layers:
+""", "    - Linear: {out_features: 4}\n": "    - Linear: {out_features: 4}\n      init: {bias: ones_}\n"})
+    spec = load_spec(path)
+    first, second = build_model(spec), build_model(spec)  # build_model runs under the run's seed in a run
+    conv, linear = first.layers[0], first.layers[4]
+    assert torch.equal(conv.weight, torch.full_like(conv.weight, 0.5)) and not conv.bias.any()
+    bound = (6 / (256 + 4)) ** 0.5
+    assert linear.weight.abs().max() <= bound and linear.weight.std() > bound / 4
+    assert torch.equal(linear.bias, torch.ones(4))  # the item's own initializer runs last
+    torch.manual_seed(1)
+    a = build_model(spec).layers[4].weight
+    torch.manual_seed(1)
+    assert torch.equal(a, build_model(spec).layers[4].weight)
+    assert not torch.equal(a, second.layers[4].weight)
+
+
+@pytest.mark.parametrize("init, message", [
+    ("  init: {Conv1d: {weight: zeros_}}\n", "no layer of type 'Conv1d' is in the model — did you mean 'Conv2d'?"),
+    ("  init: {ReLU: {weight: zeros_}}\n", "no ReLU of the model has a parameter 'weight'"),
+    ("  init: {BatchNorm2d: {weight: xavier_uniform_}}\n", "cannot initialise layers.1.weight of shape [4]"),
+    ("  init: {Linear: {weight: {constant_: {}}}}\n", "constant_ needs val"),
+])
+def test_initializer_mistakes_are_located(tmp_path, init, message):
+    path = write(tmp_path, "optimizer: {SGD: {lr: 0.1}}\n", {"  layers:\n": init + "  layers:\n"})
+    text = error_of(path, build_model)
+    assert "spec.yaml:10:" in text and message in text, text

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from declarative.callbacks.base import Callback, require_metric
 from declarative.callbacks.early_stopping import EarlyStopping
+from declarative.callbacks.finetuning import BackboneFinetuning
 from declarative.callbacks.lr_monitor import LearningRateMonitor
 from declarative.callbacks.model_checkpoint import ModelCheckpoint
 from declarative.registry import Registry
 
-__all__ = ["CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric"]
+__all__ = ["BackboneFinetuning", "CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
 CALLBACKS.add_class(ModelCheckpoint, constraints={"save_top_k": {"minimum": -1}, "every_n_epochs": {"minimum": 0}})
 CALLBACKS.add_class(EarlyStopping, constraints={"patience": {"minimum": 0}, "min_delta": {"minimum": 0}})
 CALLBACKS.add_class(LearningRateMonitor)
+CALLBACKS.add_class(BackboneFinetuning, constraints={"unfreeze_backbone_at_epoch": {"minimum": 0},
+                                                   "backbone_initial_ratio_lr": {"minimum": 0},
+                                                   "backbone_initial_lr": {"minimum": 0}, "lr_multiplier": {"minimum": 0}})

@@ -186,6 +186,9 @@ class _Planner:
                                  f"{label} returns a {type(y).__name__}" + (f" of {len(y)} ({kinds})" if kinds else "")
                                  + ", not a tensor; keep one element with `output: 0` beside it")
             node.output_shape = tuple(y.shape[1:])
+            if component.wiring.get("trainable") is False:
+                for _, frozen in node.walk():
+                    frozen.trainable = 0
             name = component.wiring.get("name")
             if name is not None:
                 if name in kept:
@@ -395,5 +398,20 @@ def plan_model(spec: Spec) -> ModelPlan:
 
 def build_model(spec: Spec, plan: ModelPlan | None = None) -> SpecModel:
     """The real model, initialised by each layer's own reset, on the CPU."""
+    from declarative.model.freezing import freeze
+    from declarative.model.init import apply_item_init, apply_type_init
+
     plan = plan or plan_model(spec)
-    return SpecModel(plan.make())
+    model = SpecModel(plan.make())
+    apply_type_init(model, spec.model.init, spec)
+    for _, node in plan.walk():  # items' own settings, after the per-type initializers
+        settings = node.component.wiring
+        if any(key in settings for key in ("init", "trainable", "train_bn")):
+            module = model.layers.get_submodule(node.name)
+            apply_item_init(module, settings.get("init") or {}, node.component.path + ("init",), spec)
+            if settings.get("trainable") is False:
+                freeze(module, train_bn=settings.get("train_bn", True))
+            elif settings.get("train_bn") is False:
+                raise spec.error(node.component.path + ("train_bn",), "train_bn: false goes with trainable: false "
+                                                                     "(it freezes the statistics of frozen layers)")
+    return model

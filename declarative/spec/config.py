@@ -93,6 +93,7 @@ class ModelConfig:
     input: list[int] | str  # a sample's shape, `auto` (the data's), or with ${data.input_shape} references
     layers: list[Component]
     blocks: dict[str, dict] = field(default_factory=dict)  # reusable blocks: name → {params, layers}
+    init: dict[str, dict] = field(default_factory=dict)  # layer type → {parameter: initializer}
     data: Any = None  # the DataInfo that ${data.*} references and `auto` read, once resolved
     skipped: bool = False  # validation could not read the data those values come from
 
@@ -195,6 +196,8 @@ class Spec:
         out: dict[str, Any] = {"input": list(model_input) if isinstance(model_input, (list, tuple)) else model_input}
         if self.model.blocks:
             out["blocks"] = self.model.blocks
+        if self.model.init:
+            out["init"] = self.model.init
         out["layers"] = [c.to_yaml() for c in self.model.layers]
         return out
 
@@ -291,6 +294,7 @@ def spec_from_document(doc: Document) -> Spec:
         input=list(model_input) if isinstance(model_input, list) else model_input,
         layers=[Component.parse_layer(layer, ("model", "layers", i)) for i, layer in enumerate(m["layers"])],
         blocks=dict(m.get("blocks") or {}),
+        init=dict(m.get("init") or {}),
     )
     scheduler = None
     if raw.get("scheduler"):

@@ -24,6 +24,7 @@ def registries() -> dict[str, Registry]:
     from declarative.data.sources import SOURCES
     from declarative.data.transforms import TRANSFORMS
     from declarative.loggers import LOGGERS
+    from declarative.model.init import INITIALIZERS
     from declarative.model.layers import LAYERS
     from declarative.training.components import LOSSES, OPTIMIZERS, SCHEDULERS
     from declarative.training.metrics import METRICS
@@ -31,6 +32,7 @@ def registries() -> dict[str, Registry]:
     return {
         "layer": LAYERS, "loss": LOSSES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
         "source": SOURCES, "transform": TRANSFORMS, "callback": CALLBACKS, "logger": LOGGERS, "metric": METRICS,
+        "initializer": INITIALIZERS,
     }
 
 
@@ -116,7 +118,28 @@ def model_schema() -> dict:
                 },
             },
             "layers": _ref("layer_list"),
+            "init": {"description": "Initializers per layer type, e.g. {Linear: {weight: xavier_uniform_, "
+                                    "bias: zeros_}}: every layer of that type in the model, before the items' own.",
+                     "type": "object", "propertyNames": {"pattern": BLOCK_NAME},
+                     "additionalProperties": _init_table("Parameter name → torch.nn.init initializer.")},
         },
+    }
+
+
+def _init_table(what: str) -> dict:
+    return {"description": what, "type": "object", "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+            "additionalProperties": _ref("initializer")}
+
+
+def item_settings_schema() -> dict:
+    """Keys beside a layer item that set up its parameters."""
+    return {
+        "trainable": {"type": "boolean", "default": True,
+                      "description": "false: freeze every parameter inside (requires_grad off)."},
+        "train_bn": {"type": "boolean", "default": True,
+                     "description": "false: BatchNorm layers inside run in eval mode, keeping their statistics."},
+        "init": _init_table("torch.nn.init initializers by parameter name, e.g. {weight: xavier_uniform_, "
+                            "bias: zeros_}, for the parameters of that name inside this item."),
     }
 
 
@@ -137,6 +160,7 @@ def layer_item_schema(layers: Registry) -> dict:
         "output": {"description": "For a layer that returns a tuple: the element to keep (a list: nested).",
                    "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1}]},
     })
+    item["else"]["properties"].update(item_settings_schema())
     item["else"]["patternProperties"] = {BLOCK_NAME: {"type": ["object", "null"],
                                                       "propertyNames": {"pattern": NAME_PATTERN}}}
     return item
