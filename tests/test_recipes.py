@@ -258,3 +258,39 @@ def test_initializer_mistakes_are_located(tmp_path, init, message):
     path = write(tmp_path, "optimizer: {SGD: {lr: 0.1}}\n", {"  layers:\n": init + "  layers:\n"})
     text = error_of(path, build_model)
     assert "spec.yaml:10:" in text and message in text, text
+
+
+# -- weight averaging ---------------------------------------------------------------------------------------------
+
+
+def test_ema_weights_equal_a_hand_computed_ema_over_three_steps_and_are_what_is_saved(tmp_path):
+    optimizer = "optimizer: {SGD: {lr: 0.5, momentum: 0.9}}\n"
+    trained = []
+    for steps in (1, 2, 3):  # the same seed: the same trajectory, which EMA only watches
+        folder = tmp_path / f"plain{steps}"
+        folder.mkdir()
+        trained.append(saved(fit(write(folder, optimizer), f"trainer.max_steps={steps}"))["state_dict"])
+    path = write(tmp_path, optimizer + "callbacks: [{EMAWeightAveraging: {decay: 0.75}}]\n")
+    contents = saved(fit(path))
+    for name in ("layers.0.weight", "layers.1.bias", "layers.4.weight"):
+        p1, p2, p3 = (t[name] for t in trained)
+        ema = 0.75 * (0.75 * p1 + 0.25 * p2) + 0.25 * p3  # the first update copies the weights
+        torch.testing.assert_close(contents["state_dict"][name], ema, rtol=1e-5, atol=1e-6)
+        current = contents["callbacks"]["EMAWeightAveraging"]["current_model_state"][name]
+        torch.testing.assert_close(current, p3, rtol=1e-5, atol=1e-6)  # the trained weights are kept too
+
+
+def test_stochastic_weight_averaging_averages_from_its_epoch_with_swalr(tmp_path):
+    path = write(tmp_path, """\
+optimizer: {SGD: {lr: 0.5}}
+scheduler: {StepLR: {step_size: 1, gamma: 0.5}}
+callbacks: [{StochasticWeightAveraging: {swa_lrs: 0.05, swa_epoch_start: 2, annealing_epochs: 1}}]
+""", {"max_steps: 3": "max_epochs: 4"})
+    result = fit(path)
+    contents = saved(result)
+    assert contents["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.05)
+    state = contents["callbacks"]["StochasticWeightAveraging"]
+    # last.ckpt is written at the last validation, inside epoch 3: epoch 2's weights are averaged by then
+    assert state["n_averaged"] == 1
+    assert not torch.equal(state["current_model_state"]["layers.4.weight"], contents["state_dict"]["layers.4.weight"])
+    assert result.val_metrics["val/loss"] > 0

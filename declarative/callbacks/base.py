@@ -79,6 +79,9 @@ class Callback:
     def on_exception(self, trainer: Any, model: Any, exception: BaseException) -> None:
         """Called when fit or test raises (a KeyboardInterrupt included)."""
 
+    def on_save_checkpoint(self, trainer: Any, model: Any, checkpoint: dict) -> None:
+        """Called before a checkpoint is written, with its contents: a callback may change what is saved."""
+
     def state_dict(self) -> dict:
         """What a checkpoint keeps of this callback (plain values only)."""
         return {}

@@ -195,6 +195,7 @@ class Trainer:
             metrics=self.callback_metrics,
             callbacks=self._callback_states(),
         )
+        self._call("on_save_checkpoint", contents)  # Lightning's hook: a callback may change what is saved
         save_checkpoint(contents, path)
 
     def _callback_states(self) -> dict[str, dict]:
@@ -223,6 +224,7 @@ class Trainer:
     ) -> None:
         """Sanity-check validation, then train (and validate) until a limit or a callback stops it."""
         self.model, self.optimizers, self.scheduler = model, [optimizer], scheduler
+        self.train_dataloader = data.train  # Lightning's name; StochasticWeightAveraging's BatchNorm pass reads it
         self.num_train_batches = limit_batches(self.spec, len(data.train), "limit_train_batches")
         self.num_val_batches = (limit_batches(self.spec, len(data.val), "limit_val_batches")
                                 if data.val is not None else 0)
