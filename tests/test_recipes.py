@@ -294,3 +294,45 @@ callbacks: [{StochasticWeightAveraging: {swa_lrs: 0.05, swa_epoch_start: 2, anne
     assert state["n_averaged"] == 1
     assert not torch.equal(state["current_model_state"]["layers.4.weight"], contents["state_dict"]["layers.4.weight"])
     assert result.val_metrics["val/loss"] > 0
+
+
+# -- MixUp and CutMix ----------------------------------------------------------------------------------------------
+
+
+def test_mixup_and_cutmix_give_training_batches_soft_targets_that_sum_to_one(tmp_path):
+    from declarative.data import build_data
+
+    path = write(tmp_path, "optimizer: {SGD: {lr: 0.1}}\n", {"  batch_size: 16\n": """\
+  batch_size: 16
+  batch_transforms:
+    - RandomChoice: {transforms: [{MixUp: {alpha: 0.4}}, {CutMix: {alpha: 1.0}}]}
+"""})
+    spec = load_spec(path)
+    data = build_data(spec)
+    for inputs, targets in data.train:
+        assert targets.shape == (len(inputs), 4) and targets.dtype == torch.float32
+        torch.testing.assert_close(targets.sum(dim=1), torch.ones(len(inputs)))
+        assert (targets.max(dim=1).values < 1).any()  # mixed: some sample takes two classes
+    inputs, targets = next(iter(data.val))
+    assert targets.dtype == torch.int64  # validation stays as it is
+    result = fit(path)  # CrossEntropyLoss takes the probabilities; accuracy scores the argmax
+    assert result.global_step == 3 and 0 <= result.val_metrics["val/accuracy"] <= 1
+
+
+@pytest.mark.parametrize("where, text, message", [
+    ("data", "    - MixUp: {alpha: 0.2}\n", "transform 'MixUp' is left out on purpose: it mixes the targets too: list it "
+                                              "under data.batch_transforms"),
+    ("loss", "", "MSELoss does not take the class probabilities that MixUp makes"),
+])
+def test_mixing_mistakes_say_why(tmp_path, where, text, message):
+    from declarative.data import build_data
+
+    if where == "data":
+        path = write(tmp_path, "optimizer: {SGD: {lr: 0.1}}\n",
+                     {"  transforms: [{ToDtype: {dtype: float32}}]\n": "  transforms:\n" + text})
+    else:
+        path = write(tmp_path, "optimizer: {SGD: {lr: 0.1}}\n", {
+            "loss: CrossEntropyLoss": "loss: MSELoss",
+            "  batch_size: 16\n": "  batch_size: 16\n  batch_transforms: [{MixUp: {alpha: 0.2}}]\n"})
+    text = error_of(path, build_data)
+    assert "spec.yaml:" in text and message in text, text

@@ -233,7 +233,10 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
                                           transform=pipeline or None, shuffle=role == "train", seed=spec.seed)
         description = f"data: DataLoader, {batches['train'].settings.describe()}" + (f" ({reason})" if reason else "")
 
-    return DataModule(train=batches["train"], val=batches["val"], test=batches["test"], input_shape=input_shape,
+    from declarative.data.mixing import with_batch_transforms
+
+    train = with_batch_transforms(spec, batches["train"], num_classes, input_shape)  # MixUp / CutMix: training batches only
+    return DataModule(train=train, val=batches["val"], test=batches["test"], input_shape=input_shape,
                       num_classes=num_classes, max_target=max_target, min_target=min_target,
                       description=description,
                       target_shape=tuple(targets["train"].shape[1:]), target_dtype=targets["train"].dtype)

@@ -78,6 +78,7 @@ class DataConfig:
     test: Split | None = None
     transforms: list[Component] = field(default_factory=list)
     train_transforms: list[Component] = field(default_factory=list)  # augmentation, before `transforms`
+    batch_transforms: list[Component] = field(default_factory=list)  # MixUp / CutMix of training batches
     batch_size: int = 32
     loader: Literal["auto", "memory", "dataloader"] = "auto"
     num_workers: int | None = None  # DataLoader settings; None: chosen at run time
@@ -212,6 +213,8 @@ class Spec:
             data["transforms"] = [t.to_yaml() for t in self.data.transforms]
         if self.data.train_transforms:
             data["train_transforms"] = [t.to_yaml() for t in self.data.train_transforms]
+        if self.data.batch_transforms:
+            data["batch_transforms"] = [t.to_yaml() for t in self.data.batch_transforms]
         data["batch_size"] = self.data.batch_size
         for setting in DataConfig.LOADER_SETTINGS:  # what the spec set; the rest is chosen at run time
             value = getattr(self.data, setting)
@@ -285,6 +288,8 @@ def spec_from_document(doc: Document) -> Spec:
         transforms=[Component.parse(t, ("data", "transforms", i)) for i, t in enumerate(d.get("transforms") or [])],
         train_transforms=[Component.parse(t, ("data", "train_transforms", i))
                           for i, t in enumerate(d.get("train_transforms") or [])],
+        batch_transforms=[Component.parse(t, ("data", "batch_transforms", i))
+                          for i, t in enumerate(d.get("batch_transforms") or [])],
         batch_size=d.get("batch_size", 32),
         **{k: d[k] for k in DataConfig.LOADER_SETTINGS if k in d},
     )

@@ -21,6 +21,7 @@ SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 def registries() -> dict[str, Registry]:
     """Every registry a spec draws names from, by the `$defs` key its items use."""
     from declarative.callbacks import CALLBACKS
+    from declarative.data.mixing import BATCH_TRANSFORMS
     from declarative.data.sources import SOURCES
     from declarative.data.transforms import TRANSFORMS
     from declarative.loggers import LOGGERS
@@ -32,7 +33,7 @@ def registries() -> dict[str, Registry]:
     return {
         "layer": LAYERS, "loss": LOSSES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
         "source": SOURCES, "transform": TRANSFORMS, "callback": CALLBACKS, "logger": LOGGERS, "metric": METRICS,
-        "initializer": INITIALIZERS,
+        "initializer": INITIALIZERS, "batch_transform": BATCH_TRANSFORMS,
     }
 
 
@@ -246,6 +247,10 @@ def spec_schema() -> dict[str, Any]:
                     "train_transforms": {**_list_of("transform"),
                                          "description": "Augmentation for the training split only, run before "
                                                         "`transforms`; random ones draw per sample."},
+                    "batch_transforms": {**_list_of("batch_transform"),
+                                         "description": "MixUp / CutMix (or a RandomChoice of them) on training "
+                                                        "batches, after every other transform; the targets become "
+                                                        "class probabilities."},
                     "batch_size": {"type": "integer", "minimum": 1, "default": 32},
                     "loader": {"enum": ["auto", "memory", "dataloader"], "default": "auto",
                                "description": "memory: tensors on the training device, batched by index "
