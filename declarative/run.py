@@ -25,6 +25,7 @@ from declarative.training.accelerator import select_accelerator
 from declarative.training.checkpoint import load_checkpoint
 from declarative.training.components import OPTIMIZERS
 from declarative.training.schedulers import build_scheduler as build_chain
+from declarative.training.memory_format import with_memory_format
 from declarative.training.param_groups import param_groups
 from declarative.training.precision import select_precision
 from declarative.training.progress import print_results
@@ -58,7 +59,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
 
     console = console or Console()
     accelerator = select_accelerator(spec)
-    precision = select_precision(spec, accelerator)
+    precision = with_memory_format(select_precision(spec, accelerator), spec.trainer.channels_last)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
         data = data_for_plan(spec, accelerator.device)
         plan = plan_model(spec)
@@ -150,7 +151,7 @@ def test_checkpoint(path: str | Path, overrides: Iterable[str] = (), *,
     contents = load_checkpoint(path)
     spec = spec_from_data(contents["spec"], origin=str(path), overrides=overrides)
     accelerator = select_accelerator(spec)
-    precision = select_precision(spec, accelerator)
+    precision = with_memory_format(select_precision(spec, accelerator), spec.trainer.channels_last)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
         data = data_for_plan(spec, accelerator.device)
         plan = plan_model(spec)

@@ -73,7 +73,7 @@ def fit(path: Path, *overrides: str):
 def saved(result) -> dict:
     from declarative.training.checkpoint import load_checkpoint
 
-    return load_checkpoint(result.last_model_path)
+    return load_checkpoint(result.last_model_path or result.best_model_path)
 
 
 NO_DECAY = """\
@@ -336,3 +336,88 @@ def test_mixing_mistakes_say_why(tmp_path, where, text, message):
             "  batch_size: 16\n": "  batch_size: 16\n  batch_transforms: [{MixUp: {alpha: 0.2}}]\n"})
     text = error_of(path, build_data)
     assert "spec.yaml:" in text and message in text, text
+
+
+# -- the recipe specs ----------------------------------------------------------------------------------------------
+
+QUICK = ["trainer.max_epochs=2", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+         "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false",
+         "trainer.precision=32-true", "trainer.accelerator=cpu", "data.batch_size=8"]
+
+
+def test_resnet_recipe_spec_trains_with_every_part_of_the_recipe(tmp_path):
+    data = write_arrays(tmp_path / "cifar.npz", n=64, shape=(3, 32, 32), classes=10)
+    spec = load_spec(ROOT / "specs" / "resnet_recipe.yaml", [
+        f"data.source={{ArrayFile: {{path: {data}}}}}", "data.test={fraction: 0.25}", *QUICK,
+        "scheduler.SequentialLR.schedulers.0.LinearLR.total_iters=1", f"trainer.default_root_dir={tmp_path}"])
+    from declarative.run import fit_spec
+
+    result = fit_spec(spec)
+    contents = saved(result)
+    groups = contents["optimizer_states"][0]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [2e-5, 0] and len(groups[1]["params"]) == 2 * 20  # 20 BatchNorm2d
+    assert result.global_step == 4 and "test/accuracy" in result.test_metrics
+    ema = contents["callbacks"]["EMAWeightAveraging"]["current_model_state"]
+    assert not torch.equal(ema["layers.0.fc.weight"], contents["state_dict"]["layers.0.fc.weight"])
+    conv = contents["state_dict"]["layers.0.conv1.weight"]
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()  # channels_last
+
+
+def test_finetune_spec_trains_a_new_head_on_hub_weights_then_the_backbone_at_its_own_rate(tmp_path, monkeypatch):
+    import torchvision
+
+    from declarative.model.pretrained import resolve_weights, weights_file
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # weights the test saves: nothing downloads
+    pretrained = torchvision.models.resnet18()
+    file = Path(weights_file(resolve_weights("resnet18", "IMAGENET1K_V1")))
+    file.parent.mkdir(parents=True)
+    torch.save(pretrained.state_dict(), file)
+    data = write_arrays(tmp_path / "pets.npz", n=40, shape=(3, 32, 32), classes=2)
+    spec = load_spec(ROOT / "specs" / "finetune.yaml", [
+        f"data.source={{ArrayFile: {{path: {data}}}}}", "data.train_transforms=[RandomHorizontalFlip]",
+        "model.input=[3,32,32]", "model.layers.0.resnet18.weights=IMAGENET1K_V1",
+        "callbacks.0.BackboneFinetuning.unfreeze_backbone_at_epoch=1", "callbacks.1.ModelCheckpoint.save_last=true",
+        *QUICK, f"trainer.default_root_dir={tmp_path}"])
+    model = build_model(spec)
+    assert model.layers[0].fc.__class__.__name__ == "Identity"  # head: null
+    torch.testing.assert_close(model.layers[0].conv1.weight, pretrained.conv1.weight)
+    from declarative.run import fit_spec
+
+    contents = saved(fit_spec(spec))
+    groups = contents["optimizer_states"][0]["param_groups"]
+    assert [g["lr"] for g in groups] == [0.001, pytest.approx(0.0001)]  # the head, then the backbone from epoch 1
+    state = contents["state_dict"]
+    assert not torch.equal(state["layers.0.conv1.weight"], pretrained.conv1.weight)  # trained since epoch 1
+    assert torch.equal(state["layers.0.bn1.running_mean"], pretrained.bn1.running_mean)  # train_bn: false
+
+
+def test_frozen_parameters_stay_bit_identical_in_the_finetune_spec_before_unfreezing(tmp_path):
+    data = write_arrays(tmp_path / "pets.npz", n=40, shape=(3, 32, 32), classes=2)
+    spec = load_spec(ROOT / "specs" / "finetune.yaml", [
+        f"data.source={{ArrayFile: {{path: {data}}}}}", "data.train_transforms=[RandomHorizontalFlip]",
+        "model.input=[3,32,32]", *QUICK, f"trainer.default_root_dir={tmp_path}"])
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        before = build_model(spec).state_dict()
+    from declarative.run import fit_spec
+
+    after = saved(fit_spec(spec))["state_dict"]
+    backbone = [k for k in before if k.startswith("layers.0.")]
+    assert len(backbone) > 100 and all(torch.equal(before[k], after[k]) for k in backbone)
+    assert not torch.equal(before["layers.1.weight"], after["layers.1.weight"])
+
+
+def test_channels_last_converts_the_model_and_image_batches_only_when_asked():
+    from declarative.training.memory_format import with_memory_format
+    from declarative.training.precision import Precision
+
+    plain = Precision()
+    assert with_memory_format(plain, False) is plain
+    precision = with_memory_format(plain, True)
+    conv = precision.convert_module(torch.nn.Conv2d(3, 8, 3))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    inputs, targets = precision.convert_input((torch.rand(2, 3, 4, 4), torch.tensor([0, 1])))
+    assert inputs.is_contiguous(memory_format=torch.channels_last) and torch.equal(targets, torch.tensor([0, 1]))
+    flat, _ = precision.convert_input((torch.rand(2, 5), torch.tensor([0, 1])))
+    assert flat.is_contiguous()

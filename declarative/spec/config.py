@@ -139,6 +139,8 @@ class TrainerConfig:
     accumulate_grad_batches: int = _setting(1, "Accumulate gradients over N batches per optimizer step.", minimum=1)
     gradient_clip_val: Union[float, None] = _setting(None, "Clip gradients at this value (none: no clipping).", minimum=0)
     gradient_clip_algorithm: Literal["norm", "value"] = _setting("norm", "Clip by total norm or by value.")
+    channels_last: bool = _setting(False, "Weights and image batches in channels_last memory format (NHWC), as "
+                                          "torchvision's classification recipe trains.")
     deterministic: bool = _setting(False, "Use deterministic algorithms (torch.use_deterministic_algorithms).")
     enable_progress_bar: bool = _setting(True, "Show a progress bar.")
     enable_checkpointing: bool = _setting(True, "Save last.ckpt each epoch even when no ModelCheckpoint is listed.")
