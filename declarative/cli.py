@@ -192,7 +192,7 @@ def schema(
 
 
 KINDS = ["layer", "loss", "optimizer", "scheduler", "source", "transform", "callback", "logger", "metric",
-         "initializer"]
+         "initializer", "batch_transform"]
 
 
 @app.command()

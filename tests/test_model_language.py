@@ -227,7 +227,7 @@ def test_torch_functions_keep_torch_names_and_meanings(tmp_path):
 
     out = CliRunner().invoke(app, ["layers", "*"]).stdout  # `dtrain layers`, piped: one line per entry
     for listed in ("residual(layers!, shortcut)", "parallel(branches!, merge!)", "repeat(times!, layers!)",
-                   "cat(dim)", "select(dim!, index!)", "permute(dims!)", "resnet18(weights, num_classes)"):
+                   "cat(dim)", "select(dim!, index!)", "permute(dims!)", "resnet18(weights, num_classes, head)"):
         assert listed in out, listed
 
 
