@@ -363,16 +363,52 @@ def test_resnet_recipe_spec_trains_with_every_part_of_the_recipe(tmp_path):
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()  # channels_last
 
 
-def test_finetune_spec_trains_a_new_head_on_hub_weights_then_the_backbone_at_its_own_rate(tmp_path, monkeypatch):
+@pytest.fixture
+def hub_resnet18(tmp_path, monkeypatch):
+    """resnet18's IMAGENET1K_V1 file in a temporary torch hub cache, holding weights the test made."""
     import torchvision
 
     from declarative.model.pretrained import resolve_weights, weights_file
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # weights the test saves: nothing downloads
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing downloads
     pretrained = torchvision.models.resnet18()
     file = Path(weights_file(resolve_weights("resnet18", "IMAGENET1K_V1")))
     file.parent.mkdir(parents=True)
     torch.save(pretrained.state_dict(), file)
+    return pretrained
+
+
+def test_num_classes_beside_pretrained_weights_gives_a_new_head(tmp_path, hub_resnet18):
+    spec = load_spec(write(tmp_path, "optimizer: {SGD: {lr: 0.1}}\n"), ["model.layers=[{resnet18: {weights: IMAGENET1K_V1, num_classes: 3}}]",
+                            "model.input=[3,32,32]"])
+    model = build_model(spec).layers[0]
+    assert (model.fc.in_features, model.fc.out_features) == (512, 3)
+    torch.testing.assert_close(model.layer4[1].conv2.weight, hub_resnet18.layer4[1].conv2.weight)
+
+
+@pytest.mark.parametrize("init, message", [
+    ("{Linear: {bais: zeros_}}", "spec.yaml:10:19: no Linear of the model has a parameter 'bais' — did you mean 'bias'?"),
+    ("{Linear: {bias: zeros_}}", "spec.yaml:24:22: no layer of type 'LayerNorm' with parameters is in the model"),
+])
+def test_validate_finds_param_group_and_initializer_mistakes_before_any_run(tmp_path, init, message):
+    import subprocess
+    import sys
+
+    path = write(tmp_path, """\
+optimizer:
+  SGD: {lr: 0.1}
+  param_groups:
+    - params: {type: LayerNorm}
+      weight_decay: 0
+""", {"  layers:\n": f"  init: {init}\n  layers:\n"})
+    result = subprocess.run([sys.executable, "-m", "declarative", "validate", str(path)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_finetune_spec_trains_a_new_head_on_hub_weights_then_the_backbone_at_its_own_rate(tmp_path, hub_resnet18):
+    pretrained = hub_resnet18
     data = write_arrays(tmp_path / "pets.npz", n=40, shape=(3, 32, 32), classes=2)
     spec = load_spec(ROOT / "specs" / "finetune.yaml", [
         f"data.source={{ArrayFile: {{path: {data}}}}}", "data.train_transforms=[RandomHorizontalFlip]",

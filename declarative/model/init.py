@@ -80,7 +80,11 @@ def apply_type_init(model: nn.Module, table: dict, spec: Any) -> None:
             tensors = [(n, getattr(m, param, None)) for n, m in modules]
             tensors = [(n, t) for n, t in tensors if isinstance(t, torch.Tensor)]
             if not tensors:
-                raise spec.error(path + (param,), f"no {kind} of the model has a parameter '{param}'", key=True)
+                names = sorted({n for _, m in modules for n, _ in m.named_parameters(recurse=False)})
+                hint = did_you_mean(param, names)
+                raise spec.error(path + (param,), f"no {kind} of the model has a parameter '{param}'"
+                                 + (f" — {hint}" if hint else "")
+                                 + (f" (it has: {', '.join(names)})" if names else ""), key=True)
             for name, tensor in tensors:
                 _run(init, tensor, path + (param,), spec, f"{name}.{param}")
 

@@ -157,13 +157,28 @@ def semantic_problems(spec, *, read_data: bool = False) -> list[Problem]:
     output_shape = None
     try:
         if _data_values_known(spec, read_data):
-            output_shape = plan_model(spec).output_shape
+            plan = plan_model(spec)
+            output_shape = plan.output_shape
+            _check_parameters(spec, plan)
     except SpecError as exc:
         problems.extend(exc.problems)
     problems.extend(_task_problems(spec, output_shape))
     problems.extend(_monitor_problems(spec))
     problems.extend(_loader_problems(spec))
     return _ordered(problems)
+
+
+def _check_parameters(spec, plan) -> None:
+    """What needs the model's parameters by name: initializers, freezing and the optimizer's param groups.
+    Built on the meta device: no memory, no weights read."""
+    import torch
+
+    from declarative.model.builder import build_model
+    from declarative.training.param_groups import param_groups
+
+    with torch.device("meta"):
+        model = build_model(spec, plan)
+    param_groups(model, spec.optimizer, spec)
 
 
 def _loader_problems(spec) -> list[Problem]:
