@@ -459,3 +459,21 @@ def test_channels_last_converts_the_model_and_image_batches_only_when_asked():
     assert inputs.is_contiguous(memory_format=torch.channels_last) and torch.equal(targets, torch.tensor([0, 1]))
     flat, _ = precision.convert_input((torch.rand(2, 5), torch.tensor([0, 1])))
     assert flat.is_contiguous()
+
+
+def test_chained_scheduler_multiplies_its_schedulers_as_torchs_does(tmp_path):
+    from torch.optim import lr_scheduler
+
+    from declarative.run import build_scheduler
+
+    path = write(tmp_path, "optimizer: {SGD: {lr: 0.1}}\nscheduler: {ChainedScheduler: {schedulers: "
+                           "[{ConstantLR: {factor: 0.5, total_iters: 2}}, {ExponentialLR: {gamma: 0.9}}]}}\n")
+    spec = load_spec(path)
+    ours = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    chain = build_scheduler(spec, ours, 4)
+    theirs = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    expected = lr_scheduler.ChainedScheduler([lr_scheduler.ConstantLR(theirs, factor=0.5, total_iters=2),
+                                              lr_scheduler.ExponentialLR(theirs, gamma=0.9)])
+    for _ in range(5):
+        assert ours.param_groups[0]["lr"] == pytest.approx(theirs.param_groups[0]["lr"], rel=1e-12)
+        ours.step(), chain.step(), theirs.step(), expected.step()
