@@ -448,9 +448,9 @@ def test_frozen_parameters_stay_bit_identical_in_the_finetune_spec_before_unfree
 
 def test_channels_last_converts_the_model_and_image_batches_only_when_asked():
     from declarative.training.memory_format import with_memory_format
-    from declarative.training.precision import Precision
+    from declarative.training.precision import FullPrecision
 
-    plain = Precision()
+    plain = FullPrecision()
     assert with_memory_format(plain, False) is plain
     precision = with_memory_format(plain, True)
     conv = precision.convert_module(torch.nn.Conv2d(3, 8, 3))

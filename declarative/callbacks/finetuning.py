@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from declarative.callbacks.base import Callback
 from declarative.model.freezing import freeze, unfreeze
+from declarative.training.errors import MisconfigurationError
 
 __all__ = ["BackboneFinetuning"]
 
@@ -61,15 +62,16 @@ class BackboneFinetuning(Callback):
     def setup(self, trainer: Any, model: Any, stage: str) -> None:
         if stage != "fit":
             return
+        strategy = getattr(trainer, "strategy", None)
+        model = strategy.unwrap(model) if strategy is not None else model  # parameter names as the spec says them
         if self.backbone is None:
             self._params = [p for p in model.parameters() if not p.requires_grad]
             self._modules = [model]
             if not self._params:
-                raise trainer.spec.error(self.spec_path, "BackboneFinetuning has no backbone: no item is written with "
-                                                         "`trainable: false` — mark the backbone so, or name it "
-                                                         "with backbone: [...]")
+                raise MisconfigurationError("BackboneFinetuning has no backbone: no item is written with "
+                                            "`trainable: false` — mark the backbone so, or name it with backbone: [...]")
             return
-        self._modules = [self._module(trainer, model, name) for name in self.backbone]
+        self._modules = [self._module(model, name) for name in self.backbone]
         for module in self._modules:
             freeze(module, train_bn=self.train_bn)
         self._params = [p for module in self._modules for p in module.parameters()]
@@ -78,7 +80,7 @@ class BackboneFinetuning(Callback):
             for group in optimizer.param_groups:
                 group["params"] = [p for p in group["params"] if id(p) not in frozen]
 
-    def _module(self, trainer: Any, model: nn.Module, name: str) -> nn.Module:
+    def _module(self, model: nn.Module, name: str) -> nn.Module:
         from declarative.errors import did_you_mean
         from declarative.training.param_groups import named_items
 
@@ -88,9 +90,8 @@ class BackboneFinetuning(Callback):
             return model.get_submodule(path)
         except AttributeError:
             hint = did_you_mean(name, [*items, *(n for n, _ in model.named_modules() if n)])
-            raise trainer.spec.error(self.spec_path + ("backbone",), f"no item is named '{name}' and no module "
-                                                                     f"has the path '{name}'"
-                                     + (f" — {hint}" if hint else "")) from None
+            raise MisconfigurationError(f"no item is named '{name}' and no module has the path '{name}'"
+                                        + (f" — {hint}" if hint else ""), ("backbone",)) from None
 
     def on_train_epoch_start(self, trainer: Any, model: Any) -> None:
         epoch = trainer.current_epoch

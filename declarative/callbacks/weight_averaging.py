@@ -19,6 +19,13 @@ import torch
 from torch.optim.swa_utils import SWALR, AveragedModel, get_ema_multi_avg_fn
 
 from declarative.callbacks.base import Callback
+from declarative.training.errors import MisconfigurationError
+
+
+def _unwrapped(trainer: Any, model: torch.nn.Module) -> torch.nn.Module:
+    """The model without the strategy's wrapper (DDP): what is averaged, and what a checkpoint's keys name."""
+    strategy = getattr(trainer, "strategy", None)
+    return strategy.unwrap(model) if strategy is not None else model
 
 __all__ = ["EMAWeightAveraging", "StochasticWeightAveraging", "WeightAveraging"]
 
@@ -46,35 +53,36 @@ class WeightAveraging(Callback):
 
     def setup(self, trainer: Any, model: Any, stage: str) -> None:
         if stage == "fit" and self.average is None:
-            self.average = self._averaged_model(model)
+            self.average = self._averaged_model(_unwrapped(trainer, model))
 
     def on_train_batch_end(self, trainer: Any, model: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         # once per optimizer step, not per accumulated micro-batch
         if trainer.global_step > self._latest_update_step and self.should_update(step_idx=trainer.global_step - 1):
-            self.average.update_parameters(model)
+            self.average.update_parameters(_unwrapped(trainer, model))
             self._latest_update_step = trainer.global_step
 
     def on_train_epoch_end(self, trainer: Any, model: Any) -> None:
         if self.should_update(epoch_idx=trainer.current_epoch):
-            self.average.update_parameters(model)
+            self.average.update_parameters(_unwrapped(trainer, model))
 
     def on_validation_start(self, trainer: Any, model: Any) -> None:
         if self.average is not None:
-            self._swap(model)
+            self._swap(_unwrapped(trainer, model))
 
     def on_validation_end(self, trainer: Any, model: Any) -> None:
         if self.average is not None:
-            self._swap(model)
+            self._swap(_unwrapped(trainer, model))
 
     def on_train_end(self, trainer: Any, model: Any) -> None:
         if self.average is not None:
-            self._copy_average_to(model)
+            self._copy_average_to(_unwrapped(trainer, model))
 
     def on_save_checkpoint(self, trainer: Any, model: Any, checkpoint: dict) -> None:
         """The checkpoint's weights are the averaged ones; the weights being trained go to this callback's state."""
         if self.average is None or trainer.sanity_checking:
             return
         swapped = getattr(self, "_swapped", False)  # saved during validation, the model holds the average now
+        model = _unwrapped(trainer, model)
         current, averaged = (self.average.module, model) if swapped else (model, self.average.module)
         checkpoint["state_dict"] = {k: v.detach().clone() for k, v in averaged.state_dict().items()}
         state = checkpoint.setdefault("callbacks", {}).setdefault(self.state_key, {})
@@ -175,8 +183,8 @@ class StochasticWeightAveraging(WeightAveraging):
             if isinstance(start, float):
                 epochs = trainer.settings.epochs_limit
                 if epochs is None:
-                    raise trainer.spec.error(self.spec_path + ("swa_epoch_start",),
-                                             "swa_epoch_start as a fraction needs trainer.max_epochs — give an epoch")
+                    raise MisconfigurationError("swa_epoch_start as a fraction needs trainer.max_epochs — give an epoch",
+                                            ("swa_epoch_start",))
                 start = max(0, math.ceil(epochs * start) - 1)
             self._start_epoch = start
 
@@ -188,7 +196,7 @@ class StochasticWeightAveraging(WeightAveraging):
             optimizer = trainer.optimizers[0]
             self.swa_scheduler = SWALR(optimizer, swa_lr=self.swa_lrs, anneal_epochs=self.annealing_epochs,
                                        anneal_strategy=self.annealing_strategy)
-            trainer.scheduler = None  # SWALR takes over from the spec's scheduler, as in Lightning
+            trainer.lr_scheduler = None  # SWALR takes over from the spec's scheduler, as in Lightning
 
     def on_train_epoch_end(self, trainer: Any, model: Any) -> None:
         super().on_train_epoch_end(trainer, model)
@@ -197,15 +205,16 @@ class StochasticWeightAveraging(WeightAveraging):
 
     def on_validation_start(self, trainer: Any, model: Any) -> None:
         if self.average is not None and self.average.n_averaged > 0:
-            self._swap(model)
+            self._swap(_unwrapped(trainer, model))
 
     def on_validation_end(self, trainer: Any, model: Any) -> None:
         if getattr(self, "_swapped", False):
-            self._swap(model)
+            self._swap(_unwrapped(trainer, model))
 
     def on_train_end(self, trainer: Any, model: Any) -> None:
         if self.average is None or self.average.n_averaged == 0:
             return
+        model = _unwrapped(trainer, model)
         self._copy_average_to(model)
         batches = getattr(trainer, "train_dataloader", None)
         if batches is not None:

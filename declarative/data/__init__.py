@@ -179,13 +179,15 @@ def _pipelines(spec, splits: SplitTensors, device: torch.device) -> tuple[list, 
     return eval_transforms, train_transforms, input_shape
 
 
-def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
+def build_data(spec, device: torch.device | str = "cpu", *, rank: int = 0, num_replicas: int = 1) -> DataModule:
     """The spec's data as batches on `device`; any problem with it is a located SpecError.
 
     Args:
         spec: The typed, validated spec (`declarative.spec.config.Spec`). `auto` normalization
             statistics are written into its transforms.
         device: Where the batches are made, e.g. ``cuda``.
+        rank, num_replicas: In a run of several processes, this one's index and their number: each
+            split's batches are this process's share (`declarative.data.batches.shard`).
     """
     device = torch.device(device)
     data = spec.data
@@ -221,7 +223,7 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
             split = _precomputed(split, Pipeline(pipelines[role][:head]), device)
             rest = Pipeline(pipelines[role][head:])
             batches[role] = Batches(split.inputs, split.targets, data.batch_size, transform=rest or None,
-                                    shuffle=role == "train", seed=spec.seed)
+                                    shuffle=role == "train", seed=spec.seed, rank=rank, num_replicas=num_replicas)
         description = f"data: in memory on {device} ({describe_size(held)})"
     else:
         for role, split in present.items():
@@ -230,7 +232,8 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
             settings = loader_settings(spec, device, split)
             pipeline = Pipeline(pipelines[role])
             batches[role] = LoaderBatches(split, data.batch_size, device=device, settings=settings,
-                                          transform=pipeline or None, shuffle=role == "train", seed=spec.seed)
+                                          transform=pipeline or None, shuffle=role == "train", seed=spec.seed,
+                                          rank=rank, num_replicas=num_replicas)
         description = f"data: DataLoader, {batches['train'].settings.describe()}" + (f" ({reason})" if reason else "")
 
     from declarative.data.mixing import with_batch_transforms
