@@ -35,6 +35,7 @@ class TrainerView(Protocol):
     loggers: list[Any]
     optimizers: list[Any]
     lr_scheduler: Any  # LRSchedulerConfig or None: .scheduler, .interval, .frequency, .monitor
+    train_dataloader: Any  # during fit: the training batches (StochasticWeightAveraging's BatchNorm pass)
     settings: Any  # TrainerSettings
 
     @property
