@@ -185,36 +185,79 @@ def _rank_of(pid: int) -> str | None:
     return next((item.split(b"=", 1)[1].decode() for item in env if item.startswith(b"RANK=")), None)
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the rank processes through /proc")
-def test_a_rank_killed_mid_epoch_ends_the_whole_run_with_one_message(tmp_path):
-    setup(tmp_path)
-    write_data(tmp_path / "data.npz", n=4000)
+def _interrupt_training(folder: Path, interrupt) -> tuple[subprocess.Popen, str, float]:
+    """Start a long 2-process run, wait until both processes train, call `interrupt(launcher, ranks)`;
+    the launcher, its stderr, and the seconds it took to end after the interrupt."""
+    setup(folder)
+    write_data(folder / "data.npz", n=4000)
     command = [sys.executable, "-m", "declarative", "run", "spec.yaml", "trainer.accelerator=cpu", "trainer.devices=2",
                "trainer.max_epochs=1000", "data.batch_size=4"]
-    launcher = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+    launcher = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
     try:
         deadline = time.monotonic() + TIMEOUT
-        victim = None
-        while victim is None and time.monotonic() < deadline:  # wait until both ranks train
+        ranks: dict = {}
+        while time.monotonic() < deadline:  # until both processes train
             ranks = {_rank_of(pid): pid for pid in _children(launcher.pid)}
-            if (run_folder(tmp_path) / "metrics.csv").exists() and "1" in ranks:
-                victim = ranks["1"]
+            if (run_folder(folder) / "metrics.csv").exists() and {"0", "1"} <= set(ranks):
+                break
             time.sleep(0.2)
-        assert victim is not None, "the run never started training"
+        assert {"0", "1"} <= set(ranks), "the run never started training"
         time.sleep(1.0)
-        killed = time.monotonic()
-        os.kill(victim, signal.SIGKILL)
+        start = time.monotonic()
+        interrupt(launcher, ranks)
         _, stderr = launcher.communicate(timeout=60)
-        took = time.monotonic() - killed
+        return launcher, stderr, time.monotonic() - start
     finally:
         if launcher.poll() is None:
-            launcher.kill()
+            os.killpg(launcher.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the rank processes through /proc")
+def test_a_rank_killed_mid_epoch_ends_the_whole_run_with_one_message(tmp_path):
+    launcher, stderr, took = _interrupt_training(tmp_path, lambda _, ranks: os.kill(ranks["1"], signal.SIGKILL))
     assert launcher.returncode != 0
     assert took < 30
     lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "killed by SIGKILL" in lines[0], stderr
+    assert len(lines) == 1 and "process 1" in lines[0] and "killed by SIGKILL" in lines[0], stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the rank processes through /proc")
+def test_ctrl_c_ends_every_process(tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the foreground process group: the launcher and its processes."""
+    launcher, stderr, took = _interrupt_training(tmp_path, lambda launcher, _: os.killpg(launcher.pid, signal.SIGINT))
+    assert launcher.returncode == 130 and took < 30
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("interrupted"), stderr
+    assert not _children(launcher.pid)
+
+
+def test_strategies_are_listed_with_their_torch_arguments(tmp_path):
+    listed = dtrain(tmp_path, "layers", "--kind", "strategy")
+    assert listed.returncode == 0, listed.stderr
+    lines = {line.split("(")[0]: line for line in listed.stdout.splitlines()}
+    assert set(lines) == {"ddp", "fsdp", "single_device", "xla"}
+    assert "find_unused_parameters" in lines["ddp"] and "auto_wrap" in lines["fsdp"]
+
+
+def test_strategy_arguments_are_checked_by_the_schema(tmp_path):
+    with pytest.raises(SpecError, match="find_unused_parameter"):
+        make_spec(tmp_path, "trainer.strategy={ddp: {find_unused_parameter: true}}")
+    spec = make_spec(tmp_path, "trainer.strategy={ddp: {find_unused_parameters: true, static_graph: false}}")
+    assert (spec.trainer.strategy_name, spec.trainer.strategy_kwargs["find_unused_parameters"]) == ("ddp", True)
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("torch_xla") is None,
+                    reason="torch_xla is not installed (pip install 'dtrain[xla]', which pins its own torch); "
+                           "scripts/check_xla.sh checks the XLA path in a venv of its own")
+def test_xla_trains_on_the_cpu_runtime(tmp_path):
+    setup(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "declarative", "run", "spec.yaml", "trainer.accelerator=tpu",
+                             "trainer.max_epochs=1"], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+                            env={**os.environ, "PJRT_DEVICE": "CPU"})
+    assert result.returncode == 0, result.stderr
+    assert "data: in memory on xla" in result.stdout
 
 
 def test_more_devices_than_the_machine_has_is_a_located_error(tmp_path, monkeypatch):

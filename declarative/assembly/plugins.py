@@ -91,7 +91,10 @@ def select_plugins(spec: Spec, environment: ClusterEnvironment | None = None) ->
                          "device: start it with `dtrain run` (which launches them), torchrun or srun")
     try:
         strategy = STRATEGIES.build_component(_strategy_component(spec, plan.strategy_name), spec)
-        strategy.configure(plan.accelerator, plan.device_ids, plan.num_nodes, plan.environment,
+        environment = plan.environment
+        if environment is None and strategy.distributed:  # ddp or fsdp on one device: a process group of one
+            environment = ClusterEnvironment("local", 1, 0, 0, 1, 0, "127.0.0.1", _free_port())
+        strategy.configure(plan.accelerator, plan.device_ids, plan.num_nodes, environment,
                            sync_batchnorm=spec.trainer.sync_batchnorm)
         precision = select_precision(spec.trainer.precision, plan.accelerator.device_type, plan.strategy_name)
     except MisconfigurationError as exc:
@@ -107,3 +110,11 @@ def _strategy_component(spec: Spec, name: str):
 
     kwargs = spec.trainer.strategy_kwargs if spec.trainer.strategy_name == name else {}
     return Component(name, kwargs, ("trainer", "strategy"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -126,7 +126,7 @@ def _precomputed(split: TensorSplit, head: Pipeline, device: torch.device) -> Te
     """The split on `device`, with `head` run over all of it, a chunk at a time."""
     if not head:
         return split.to(device)
-    generator = torch.Generator(device)  # unused: the head is deterministic
+    generator = torch.Generator()  # unused: the head is deterministic (and XLA devices have no generator)
     out = None
     for start in range(0, len(split), _CHUNK):
         x = head(split.inputs[start:start + _CHUNK].to(device), generator)

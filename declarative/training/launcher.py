@@ -52,8 +52,11 @@ def launch(nprocs: int, args: list[str]) -> LaunchOutcome:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    for name in ("torch.distributed.elastic", "torch.distributed.launcher"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)  # the outcome is reported here, once
+    from torch.distributed.elastic.agent.server import api  # noqa: F401  (creates the agent's loggers)
+
+    for name in list(logging.Logger.manager.loggerDict):  # the outcome is reported here, once
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.launcher")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     errors_dir = tempfile.mkdtemp(prefix="dtrain-errors-")
     os.environ[ERRORS_DIR_ENV] = errors_dir
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nprocs, run_id=f"dtrain-{uuid.uuid4().hex[:8]}",

@@ -1,6 +1,6 @@
 """The Trainer's settings: Lightning's Trainer arguments that shape the loop, as a plain dataclass.
 
-The spec's `trainer:` section (declarative/spec/config.py `TrainerConfig`) is this dataclass plus
+The spec's `trainer:` section (`TrainerConfig`, in the spec package) is this dataclass plus
 what the assembly resolves before a Trainer exists (accelerator, devices, strategy, precision,
 where runs go). Each field's metadata holds its one-line doc and numeric bounds; the spec's JSON
 Schema is generated from them.

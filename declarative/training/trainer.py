@@ -134,6 +134,7 @@ class Trainer:
         self.test_metrics: dict[str, Any] = {}
         self._pending_logs: dict[str, float] = {}
         self._nonfinite_step: torch.Tensor | None = None  # first step whose training loss was not finite, -1: none
+        self._device_step: torch.Tensor | None = None  # global_step, kept on the device
 
     # ----------------------------------------------------------------------------------------
     # What callbacks read (the TrainerView protocol of declarative/callbacks/base.py)
@@ -244,6 +245,7 @@ class Trainer:
         # Every process must agree, or one would wait in validation's all-reduce for the others.
         self._has_validation = self.strategy.reduce_any(self.num_val_batches > 0)
         self._nonfinite_step = torch.full((), -1, dtype=torch.int64, device=self.device)
+        self._device_step = torch.full((), self.global_step, dtype=torch.int64, device=self.device)
         self._check_scheduler_monitor()
         self._call("setup", "fit")
         try:
@@ -348,14 +350,16 @@ class Trainer:
                 self._backward(loss / accumulate if accumulate > 1 else loss)
             loss = loss.detach()
             self._update_metrics(metrics, loss, outputs.detach(), targets)
-            # Remember the first step whose loss is not finite, on the device: no sync here.
+            # Remember the first step whose loss is not finite, on the device: no sync here (and the same
+            # graph every step, for XLA).
             self._nonfinite_step = torch.where(torch.isfinite(loss) | (self._nonfinite_step >= 0),
-                                               self._nonfinite_step, self.global_step)
+                                               self._nonfinite_step, self._device_step)
             step_loss = loss if step_loss is None else step_loss + loss
             micro_batches += 1
             if stepping:
                 self._optimizer_step(optimizer, parameters)
                 self.global_step += 1
+                self._device_step.add_(1)
                 if self.global_step % self.settings.log_every_n_steps == 0:
                     self.log_step_due = True
                     self.log({"train/loss_step": self._read_step_loss(step_loss, micro_batches)})
@@ -430,7 +434,7 @@ class Trainer:
         self.strategy.before_optimizer_step(optimizer)
         self.precision.optimizer_step(optimizer)
         optimizer.zero_grad(set_to_none=True)
-        self.strategy.after_optimizer_step()
+        self.strategy.mark_step()
 
     def _validation_due(self) -> bool:
         return self.has_validation and (self.current_epoch + 1) % self.settings.check_val_every_n_epoch == 0
@@ -456,6 +460,7 @@ class Trainer:
                 inputs, targets = self.precision.convert_input(batch)
                 outputs, loss = self._forward(model, loss_fn, inputs, targets, stage_name or stage)
                 self._update_metrics(metrics, loss, outputs, targets)
+                self.strategy.mark_step()
                 self._call(hook, loss, batch, batch_idx)
             values = self._compute(stage) if self.strategy.reduce_any(count > 0) else {}
         model.train(was_training)

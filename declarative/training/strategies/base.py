@@ -92,8 +92,8 @@ class Strategy:
     def before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Called before each optimizer step, gradients unscaled (XLA all-reduces them here)."""
 
-    def after_optimizer_step(self) -> None:
-        """Called after each optimizer step (XLA cuts its graph here)."""
+    def mark_step(self) -> None:
+        """Called after each optimizer step and each evaluation batch (XLA cuts and runs its graph here)."""
 
     # -- collectives -------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ContextManager
 
 import torch
 from torch import nn
@@ -49,13 +49,16 @@ class XLAStrategy(Strategy):
 
         return torch_xla.device()
 
+    def inference_context(self) -> ContextManager:
+        return torch.no_grad()  # torch_xla's tensors do not support inference mode
+
     def before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.world_size > 1:
             import torch_xla.core.xla_model as xm
 
             xm.reduce_gradients(optimizer)
 
-    def after_optimizer_step(self) -> None:
+    def mark_step(self) -> None:
         import torch_xla
 
         torch_xla.sync()  # one graph per step: XLA compiles it once and replays it
@@ -96,4 +99,18 @@ class XLAStrategy(Strategy):
         return bool(tensor.item() > 0)
 
     def model_state_dict(self, module: nn.Module) -> dict[str, Any]:
-        return {key: value.cpu() for key, value in module.state_dict().items()}
+        return _to_cpu(module.state_dict())
+
+    def optimizer_state_dict(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        return _to_cpu(optimizer.state_dict())
+
+
+def _to_cpu(data: Any) -> Any:
+    """Every tensor in nested dicts and lists copied to the CPU (torch.save writes no XLA tensors)."""
+    if isinstance(data, torch.Tensor):
+        return data.cpu()
+    if isinstance(data, dict):
+        return {key: _to_cpu(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(_to_cpu(value) for value in data)
+    return data
