@@ -62,7 +62,7 @@ def _run(init, tensor: torch.Tensor, path: tuple, spec: Any, what: str) -> None:
         raise spec.error(path, f"cannot initialise {what} of shape {list(tensor.shape)}: {reason}") from None
 
 
-_GRAPH = {"SpecModel", "Sequence", "Residual", "Parallel"}  # dtrain's own containers, not layers a spec names
+_GRAPH = {"SpecModel", "LayerList", "Residual", "Parallel"}  # dtrain's own containers, not layers a spec names
 
 
 def apply_type_init(model: nn.Module, table: dict, spec: Any) -> None:

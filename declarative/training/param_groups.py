@@ -32,11 +32,11 @@ SELECTOR_KEYS = ("names", "layers", "type", "bias")
 def named_items(model: nn.Module) -> dict[str, str]:
     """The items the spec named (`name: enc1`) → their module paths; a name used in two layer lists
     (names are local to a list) maps to the first."""
-    from declarative.model.graph import Sequence
+    from declarative.model.graph import LayerList
 
     found: dict[str, str] = {}
     for path, module in model.named_modules():
-        if isinstance(module, Sequence) and module.wiring is not None:
+        if isinstance(module, LayerList) and module.wiring is not None:
             for index, wiring in enumerate(module.wiring):
                 if wiring.name is not None:
                     found.setdefault(wiring.name, f"{path}.{index}" if path else str(index))
