@@ -58,7 +58,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
     """Train a spec, validate it, test it when it has a test split; everything lands in a new run directory."""
     console = console or Console()
     callbacks, paths = build_callbacks_with_paths(spec)
-    with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
+    with reproducible(spec.seed, deterministic=spec.trainer.deterministic, benchmark=spec.trainer.benchmark):
         run = assemble(spec, console=console, callbacks=callbacks, callback_paths=paths)
         try:
             return _fit(run, console)
@@ -78,6 +78,10 @@ def _fit(run: Assembly, console: Console) -> RunResult:
         console.print(data.description, markup=False, highlight=False)
         if chosen := task_summary(spec):
             console.print(chosen, markup=False, highlight=False)
+        if run.plugins.precision.name == "16-mixed" and strategy.root_device.type == "cpu":
+            console.print("note: 16-mixed on the CPU runs 4-8x slower than 32-true here (float16 has few fast CPU "
+                          "kernels, and GradScaler adds work); bf16-mixed or 32-true train faster", markup=False,
+                          highlight=False)
     # The run folder comes after everything that can reject the spec, and goes again if fit's own
     # checks reject it: a rejected spec leaves no run folder behind. Process 0 makes it; the others
     # learn its path, for ModelCheckpoint's folder.
@@ -164,7 +168,7 @@ def test_checkpoint(path: str | Path, overrides: Iterable[str] = (), *,
     overrides = list(overrides)
     spec = spec_from_data(contents["spec"], origin=str(path), overrides=overrides)
     spec = _one_process(spec, overrides)
-    with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
+    with reproducible(spec.seed, deterministic=spec.trainer.deterministic, benchmark=spec.trainer.benchmark):
         run = assemble(spec, console=console, state_dict=contents["state_dict"], state_origin=str(path))
         if run.data.test is None:
             raise SpecError(Problem(Location(str(path)), "its spec has no test split to test on — the spec needs "
@@ -248,7 +252,11 @@ def _scheduler_steps(spec: Spec, num_train_batches: int) -> int:
         total = settings.stepping_batches(num_train_batches)
     else:
         epochs = [settings.epochs_limit] if settings.epochs_limit is not None else []
-        if settings.max_steps is not None:  # whichever limit ends the fit first
-            epochs.append(math.ceil(settings.max_steps / max(per_epoch, 1)))
-        total = min(epochs)
+        if settings.steps_limit is not None:  # whichever limit ends the fit first
+            epochs.append(math.ceil(settings.steps_limit / max(per_epoch, 1)))
+        total = min(epochs, default=math.inf)
+    if total == math.inf:
+        raise spec.error(("scheduler",), f"{config.scheduler.name}'s length follows the run's, but this run has no "
+                                         "limit (max_epochs: -1, no max_steps) — give its length (T_max, total_steps) "
+                                         "or a limit")
     return max(1, math.ceil(total / config.frequency))

@@ -77,6 +77,9 @@ def _scheduler_problems(doc: Document) -> list[Problem]:
         return []
     names = [k for k in section if k not in ("interval", "frequency", "monitor")]
     if len(names) == 1:
+        if "monitor" in section and names[0] != "ReduceLROnPlateau":  # said, not silently dropped
+            return [doc.problem(("scheduler", "monitor"), f"monitor is read only by ReduceLROnPlateau; {names[0]} "
+                                                          "steps without a metric — remove monitor", key=True)]
         return []
     if not names:
         return [doc.problem(("scheduler",), "scheduler names no LR scheduler, e.g. {StepLR: {step_size: 1}}")]

@@ -171,15 +171,15 @@ class Trainer:
 
     @property
     def best_model_path(self) -> str | None:
-        """The best checkpoint of the first ModelCheckpoint with a monitor (what Lightning's ckpt_path="best" means)."""
-        for callback in self.checkpoint_callbacks:
-            if callback.monitor is not None and callback.best_model_path:
-                return callback.best_model_path
-        return None
+        """The best checkpoint of the first ModelCheckpoint with a monitor, else the latest one a ModelCheckpoint
+        without a monitor kept (what Lightning's ckpt_path="best" means)."""
+        ranked = [cb.best_model_path for cb in self.checkpoint_callbacks if cb.monitor is not None and cb.best_model_path]
+        latest = [cb.best_model_path for cb in self.checkpoint_callbacks if cb.monitor is None and cb.best_model_path]
+        return (ranked or latest or [None])[0]
 
     @property
     def max_steps_reached(self) -> bool:
-        return self.settings.max_steps is not None and self.global_step >= self.settings.max_steps
+        return self.settings.steps_limit is not None and self.global_step >= self.settings.steps_limit
 
     def log(self, metrics: dict[str, float]) -> None:
         """Queue scalars; the loggers get them together, at the current step."""
@@ -305,7 +305,7 @@ class Trainer:
 
     def _sanity_check(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: BatchSource | None) -> None:
         """A few validation batches before training, so a broken validation fails in seconds, not after an epoch."""
-        count = min(self.settings.num_sanity_val_steps, self.num_val_batches)
+        count = int(min(self.settings.sanity_steps, self.num_val_batches))
         if batches is None or not self.has_validation or self.settings.num_sanity_val_steps == 0:
             return
         self.sanity_checking = True
@@ -454,7 +454,7 @@ class Trainer:
         hook = "on_validation_batch_end" if stage == "val" else f"on_{stage}_batch_end"
         was_training = model.training
         model.eval()
-        with self.strategy.inference_context():
+        with self.strategy.inference_context() if self.settings.inference_mode else torch.no_grad():
             metrics.reset(self.device)  # inside inference_mode: the state is updated by inference tensors
             for batch_idx, batch in enumerate(itertools.islice(batches, count)):
                 inputs, targets = self.precision.convert_input(batch)
