@@ -44,7 +44,7 @@ __all__ = ["RunResult", "fit_spec", "test_checkpoint", "build_callbacks", "build
 class RunResult:
     """What a finished run produced."""
 
-    run_dir: Path
+    run_dir: Path | None  # None for a fast_dev_run, which writes nothing
     val_metrics: dict[str, float]
     test_metrics: dict[str, float]
     best_model_path: str | None  # the best checkpoint by a ModelCheckpoint monitor, if any
@@ -75,6 +75,10 @@ def _fit(run: Assembly, console: Console) -> RunResult:
     except MisconfigurationError as exc:
         raise run.locator.error(exc) from None
     if strategy.is_global_zero:
+        if spec.trainer.enable_model_summary:
+            from declarative.model.summary import print_summary
+
+            print_summary(console, run.plan, spec.name)
         console.print(data.description, markup=False, highlight=False)
         if chosen := task_summary(spec):
             console.print(chosen, markup=False, highlight=False)
@@ -85,11 +89,15 @@ def _fit(run: Assembly, console: Console) -> RunResult:
     # The run folder comes after everything that can reject the spec, and goes again if fit's own
     # checks reject it: a rejected spec leaves no run folder behind. Process 0 makes it; the others
     # learn its path, for ModelCheckpoint's folder.
-    run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec)) if strategy.is_global_zero \
-        else None
-    run_dir = RunDir(Path(strategy.broadcast(str(run_dir.path) if run_dir else None)))
-    trainer.root_dir = run_dir.path
-    trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero else []
+    fast_dev_run = spec.trainer.settings().fast_dev_batches > 0  # writes nothing, as Lightning's
+    run_dir = None
+    if strategy.is_global_zero and not fast_dev_run:
+        run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec))
+    path = strategy.broadcast(str(run_dir.path) if run_dir else None)
+    run_dir = RunDir(Path(path)) if path else None
+    if run_dir is not None:
+        trainer.root_dir = run_dir.path
+    trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero and run_dir is not None else []
     config = _scheduler_config(spec, scheduler)
     status, rejected, error = "failed", False, None
     try:
@@ -107,25 +115,28 @@ def _fit(run: Assembly, console: Console) -> RunResult:
         raise located from None
     finally:
         trainer.finalize(status)
-        if strategy.is_global_zero:
+        if strategy.is_global_zero and run_dir is not None:
             if rejected:
                 shutil.rmtree(run_dir.path, ignore_errors=True)
             elif status != "success":
                 _result(trainer, run_dir, status, error)  # what it got to, and why it stopped
     result = _result(trainer, run_dir, status)
     if strategy.is_global_zero:
-        console.print(f"run folder: {run_dir.path}", markup=False, highlight=False, soft_wrap=True)
+        where = (f"run folder: {run_dir.path}" if run_dir is not None else
+                 f"fast_dev_run: {spec.trainer.settings().fast_dev_batches} batch(es) of each stage ran; nothing "
+                 "was written")
+        console.print(where, markup=False, highlight=False, soft_wrap=True)
         print_results(console, {**result.val_metrics, **result.test_metrics}, title=spec.name)
     return result
 
 
-def _result(trainer: Trainer, run_dir: RunDir, status: str, error: str | None = None) -> RunResult:
-    """The run's outcome, also written to results.json (by process 0)."""
+def _result(trainer: Trainer, run_dir: RunDir | None, status: str, error: str | None = None) -> RunResult:
+    """The run's outcome, also written to results.json (by process 0; not for a fast_dev_run)."""
     checkpoints = trainer.checkpoint_callbacks
     best = trainer.best_model_path
     best_score = next((cb.best_model_score for cb in checkpoints if cb.monitor and cb.best_model_path == best), None)
     result = RunResult(
-        run_dir=run_dir.path,
+        run_dir=run_dir.path if run_dir is not None else None,
         val_metrics=dict(trainer.val_metrics),
         test_metrics=dict(trainer.test_metrics),
         best_model_path=best,
@@ -134,7 +145,7 @@ def _result(trainer: Trainer, run_dir: RunDir, status: str, error: str | None = 
         global_step=trainer.global_step,
         stopped_early=trainer.should_stop,
     )
-    if trainer.is_global_zero:
+    if trainer.is_global_zero and run_dir is not None:
         run_dir.write_results({
             "status": status,
             **({"error": error} if error else {}),
@@ -211,6 +222,9 @@ def build_callbacks(spec: Spec) -> list[Any]:
         callback = CALLBACKS.build_component(component, spec)
         callback.spec_path = component.path + (component.name,)
         callbacks.append(callback)
+    if spec.trainer.fast_dev_run:  # a quick check keeps no checkpoint, as Lightning's fast_dev_run
+        callbacks = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
+        return callbacks
     listed = any(isinstance(cb, ModelCheckpoint) for cb in callbacks)
     if listed and not spec.trainer.enable_checkpointing:
         raise spec.error(("trainer", "enable_checkpointing"),

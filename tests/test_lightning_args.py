@@ -104,3 +104,41 @@ def test_sixteen_mixed_on_the_cpu_says_it_is_slow(tmp_path):
     console = quiet()
     run(tmp_path, "trainer.precision=16", "trainer.max_epochs=1", console=console)
     assert "note: 16-mixed on the CPU runs 4-8x slower than 32-true" in console.file.getvalue()
+
+
+def test_min_epochs_keeps_training_past_an_early_stop(tmp_path):
+    # patience 0 on a metric that cannot improve after the first check: EarlyStopping asks to stop at once.
+    stop_at_once = "callbacks=[{EarlyStopping: {monitor: val/loss, mode: max, patience: 0}}]"
+    assert run(tmp_path, stop_at_once, "trainer.max_epochs=6").epochs < 6
+    result = run(tmp_path, stop_at_once, "trainer.max_epochs=6", "trainer.min_epochs=4")
+    assert 4 <= result.epochs < 6
+    result = run(tmp_path, stop_at_once, "trainer.max_epochs=6", "trainer.min_steps=13")
+    assert result.global_step >= 13  # 3 steps an epoch: at least 5 epochs
+
+
+def test_max_time_stops_the_run_and_takes_both_spellings(tmp_path):
+    spec = make_spec(tmp_path, "trainer.max_time={minutes: 1, seconds: 30}")
+    assert spec.trainer.max_time_seconds == 90
+    assert make_spec(tmp_path, "trainer.max_time='01:02:03:04'").trainer.max_time_seconds == 93784
+    with pytest.raises(SpecError, match="max_time"):
+        make_spec(tmp_path, "trainer.max_time='1 hour'")
+    result = run(tmp_path, "trainer.max_time='00:00:00:00'", "trainer.max_epochs=50")
+    assert result.global_step <= 1  # time is up after the first step
+
+
+def test_fast_dev_run_runs_one_batch_of_each_stage_and_writes_nothing(tmp_path):
+    result = run(tmp_path, "trainer.fast_dev_run=true", "callbacks=[{ModelCheckpoint: {monitor: val/loss}}]")
+    assert (result.global_step, result.epochs, result.run_dir) == (1, 1, None)
+    assert not (tmp_path / "runs").exists()
+    assert run(tmp_path, "trainer.fast_dev_run=2").global_step == 2
+
+
+def test_the_model_summary_is_printed_when_fit_starts_unless_disabled(tmp_path):
+    from trainer_specs import quiet
+
+    console = quiet()
+    run(tmp_path, console=console)
+    assert "Total params: 131" in console.file.getvalue()
+    console = quiet()
+    run(tmp_path, "trainer.enable_model_summary=false", console=console)
+    assert "Total params" not in console.file.getvalue()

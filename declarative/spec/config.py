@@ -131,6 +131,8 @@ class TrainerConfig(TrainerSettings):
         "auto", "How processes share the work: auto (ddp for several devices), single_device, ddp, fsdp, xla, or "
                 "a one-key mapping of one of them to torch's own arguments.")
     sync_batchnorm: bool = setting(False, "Synchronise BatchNorm statistics across processes (SyncBatchNorm).")
+    enable_model_summary: bool = setting(True, "Print the model's layers, output shapes and parameter counts when "
+                                               "fit starts (what `dtrain summary` prints).")
     precision: Union[str, int] = setting("32-true", "Numeric precision, with Lightning's names: 32-true (32), 64-true "
                                                     "(64), autocast mixed precision 16-mixed (16) or bf16-mixed (bf16), "
                                                     "or all-half 16-true / bf16-true.")

@@ -65,6 +65,11 @@ def trainer_schema() -> dict:
         branches = props[name].pop("anyOf", None) or [{k: props[name].pop(k) for k in list(props[name])
                                                       if k not in ("description", "default")}]
         props[name]["anyOf"] = [branches[0], {"const": -1}, *branches[1:]]
+    props["max_time"] = {**notes("max_time"), "anyOf": [
+        {"type": "string", "pattern": r"^\d+:\d{2}:\d{2}:\d{2}$"},
+        {"type": "object", "minProperties": 1, "additionalProperties": False,
+         "properties": {unit: {"type": "number", "minimum": 0} for unit in ("days", "hours", "minutes", "seconds")}},
+        {"type": "null"}]}
     props["accelerator"] = {**notes("accelerator"), "enum": ACCELERATOR_CHOICES}
     props["precision"] = {**notes("precision"), "enum": PRECISION_CHOICES}
     props["devices"] = {**notes("devices"), "if": {"type": "string"}, "then": {"const": "auto"},
