@@ -33,7 +33,7 @@ started = time.perf_counter()
 import torch
 from declarative.run import fit_spec
 from declarative.spec.validate import load_spec
-import declarative.data, declarative.model.builder, declarative.run
+import declarative.assembly.build, declarative.data, declarative.model.builder, declarative.run
 from declarative.training.trainer import Trainer
 from rich.console import Console
 spent = {"imports": time.perf_counter() - started, "planning": 0.0, "data": 0.0, "training": 0.0, "writing": 0.0}
@@ -50,7 +50,7 @@ def timed(owner, name, stage):
 
 from declarative.training.run_dir import RunDir
 for owner, name, stage in [(declarative.model.builder, "plan_model", "planning"), (declarative.model.builder, "build_model", "planning"),
-                           (declarative.run, "data_for_plan", "data"), (declarative.data, "build_data", "data"),
+                           (declarative.assembly.build, "data_for_plan", "data"), (declarative.data, "build_data", "data"),
                            (Trainer, "fit", "training"), (Trainer, "test", "training"), (Trainer, "finalize", "writing"),
                            (declarative.run, "_result", "writing"), (RunDir, "create", "writing")]:
     timed(owner, name, stage)

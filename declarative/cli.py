@@ -7,6 +7,7 @@ never a traceback), 2 a command line that cannot be understood.
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -45,6 +46,11 @@ def _options(
 
 
 def _fail(exc: SpecError) -> typer.Exit:
+    from declarative.training.launcher import launched_here, report_error
+
+    if launched_here():  # one process of a launched run: the launcher shows the first message, once
+        report_error("\n".join(str(problem) for problem in exc.problems))
+        return typer.Exit(1)
     for problem in exc.problems:
         err.print(str(problem), markup=False)
     return typer.Exit(1)
@@ -75,19 +81,50 @@ def run(
     """Train, validate and test: logs and checkpoints go to runs/<name>/version_<N>/."""
     spec = _load(spec_file, overrides)
     if print_spec:
-        from declarative.training.run_dir import spec_text
+        from declarative.assembly.record import spec_text
 
         out.print(spec_text(spec), end="", markup=False)
         return
+    from declarative.assembly.plugins import plan_processes
+    from declarative.training.environments import detect_environment
+
+    try:
+        processes = plan_processes(spec, detect_environment())
+    except SpecError as exc:
+        raise _fail(exc) from None
+    if processes.needs_launch:  # one process per device, started as torchrun would; each runs this command
+        from declarative.training.launcher import launch
+
+        outcome = launch(processes.processes, ["run", str(spec_file), *(overrides or []), f"seed={spec.seed}"])
+        if outcome.message:
+            err.print(outcome.message, markup=False, soft_wrap=True)
+        raise typer.Exit(outcome.exit_code)
+    _fit(spec)
+
+
+def _fit(spec) -> None:
+    """Train in this process (alone, or as one process of a launched run)."""
     from declarative.run import fit_spec
+    from declarative.training.launcher import launched_here, report_error
 
     try:
         fit_spec(spec, console=out)
     except SpecError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:
-        err.print("interrupted: the run folder keeps the checkpoints saved so far")
+        if not launched_here():
+            err.print("interrupted: the run folder keeps the checkpoints saved so far")
         raise typer.Exit(130) from None
+    except Exception as exc:
+        if not launched_here():
+            raise
+        # A process of a launched run: a failed collective means another process failed first (the
+        # launcher reports that one); anything else is reported as it is, without a traceback.
+        from declarative.training.errors import is_peer_failure
+
+        if not is_peer_failure(exc):
+            report_error(f"process {os.environ.get('RANK', '?')} failed: {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -112,39 +149,15 @@ def summary(
     overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="KEY=VALUE"),
 ) -> None:
     """Each layer (nested ones indented) with its output shape and parameter count, on the meta device."""
-    from declarative.model.builder import plan_model, shape_text
+    from declarative.model.builder import plan_model
+    from declarative.model.summary import print_summary
 
     spec = _load(spec_file, overrides, semantic=False)
     try:
         plan = plan_model(spec)
     except SpecError as exc:
         raise _fail(exc) from None
-    table = Table(title=f"{spec.name}", title_justify="left")
-    table.add_column("#", no_wrap=True)
-    table.add_column("layer", no_wrap=True)
-    table.add_column("output shape", no_wrap=True)
-    table.add_column("params", justify="right", no_wrap=True)
-    table.add_row("", "input", shape_text(plan.input_shape), "")
-    for depth, node in plan.walk():  # nested nodes indented, under their dotted module names
-        inferred = ", ".join(f"{k}={v}" for k, v in node.inferred.items())
-        label = "  " * depth + node.component.name + (f" ({inferred})" if inferred else "")
-        wiring = node.component.wiring
-        if wiring.get("input") is not None:
-            reads = wiring["input"]
-            label += " ← " + (reads if isinstance(reads, str) else ", ".join(reads))
-        if wiring.get("output") is not None:
-            picks = wiring["output"] if isinstance(wiring["output"], list) else [wiring["output"]]
-            label += "".join(f"[{i}]" for i in picks)
-        if wiring.get("name"):
-            label += f" → {wiring['name']}"
-        table.add_row(node.name, label, shape_text(node.output_shape), f"{node.parameters:,}")
-    wide = out if out.is_terminal else Console(file=out.file, width=200, highlight=False)  # piped: whole rows
-    wide.print(table)
-    size_mb = plan.parameters * 4 / 1e6
-    out.print(f"Total params: {plan.parameters:,}")
-    out.print(f"Trainable params: {plan.trainable:,}")
-    out.print(f"Non-trainable params: {plan.parameters - plan.trainable:,}")
-    out.print(f"Params size (float32): {size_mb:.2f} MB")
+    print_summary(out, plan, spec.name)
 
 
 @app.command()
@@ -178,7 +191,8 @@ def schema(
         output.write_text(text, encoding="utf-8")
 
 
-KINDS = ["layer", "loss", "optimizer", "scheduler", "source", "transform", "callback", "logger", "metric"]
+KINDS = ["layer", "loss", "optimizer", "scheduler", "source", "transform", "callback", "logger", "metric",
+         "accelerator", "strategy", "precision", "initializer", "batch_transform"]
 
 
 @app.command()
@@ -197,9 +211,9 @@ def layers(
         err.print(f"usage error: unknown --kind '{kind}'" + (f" — {hint}" if hint else "")
                   + f" (one of: {', '.join(KINDS)})")
         raise typer.Exit(2)
-    from declarative.spec.schema import registries
+    from declarative.spec.schema import plugin_registries, registries
 
-    registry = registries()[kind]
+    registry = {**registries(), **plugin_registries()}[kind]
     entries = [e for e in registry.entries() if fnmatch.fnmatchcase(e.name.lower(), pattern.lower())]
     if not out.is_terminal:  # piped (grep, a file): one plain line per entry, nothing wrapped
         for entry in entries:

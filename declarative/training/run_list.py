@@ -88,8 +88,8 @@ def _alive(pid: Any) -> bool:
 
 
 def _status(record: dict[str, Any] | None, results: dict[str, Any] | None) -> str:
-    if record is None:
-        return "success" if results is not None else "incomplete"
+    if record is None:  # a run from before run.json: results.json says how it ended, if it ended
+        return str(results.get("status", "success")) if results is not None else "incomplete"
     status = str(record.get("status", "incomplete"))
     if status == "running" and record.get("host") == socket.gethostname() and not _alive(record.get("pid")):
         return "crashed"

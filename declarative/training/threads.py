@@ -97,6 +97,8 @@ def intra_op_threads(setting: int | str = "auto") -> Iterator[str]:
     before = torch.get_num_threads()
     chosen = usable_cpus() if setting == "auto" else int(setting)
     why = "trainer.num_threads" if setting != "auto" else "the CPUs this process may use"
+    if setting == "auto" and os.environ.get("OMP_NUM_THREADS"):  # a launcher's (torchrun's) or the user's choice
+        chosen, why = before, "OMP_NUM_THREADS"
     if setting == "auto" and chosen > 1 and busy_elsewhere() >= chosen - 0.5:
         # Fewer threads would not be reproducible run to run if chosen from the load: say it instead.
         why += f"; other work keeps them busy (load {os.getloadavg()[0]:.1f}): trainer.num_threads: 1 may be much faster"
