@@ -122,7 +122,7 @@ def _monitor_problems(spec) -> list[Problem]:
     tables = [f"{stage}/{metric_log_name(m)}" for stage in stages for m in items if not metric_is_scalar(m, spec.task)]
     logged = [n for stage in stages for n in stage_metric_names(stage, names)]
     monitored = [(c.path + (c.name, "monitor"), c.kwargs["monitor"], f"{c.name} monitor") for c in spec.callbacks
-                 if isinstance(c.kwargs.get("monitor"), str)]
+                 if isinstance(c.kwargs.get("monitor"), str) and c.kwargs.get("strict", True) is not False]
     if spec.scheduler and spec.scheduler.scheduler.name == "ReduceLROnPlateau":
         monitored.append((("scheduler", "monitor"), spec.scheduler.monitor, "ReduceLROnPlateau monitor"))
     problems = []
