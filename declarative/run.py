@@ -185,7 +185,7 @@ def data_for_plan(spec: Spec, device: torch.device):
     if not uses_data(spec):
         return None
     data = build_data(spec, device)
-    spec.model.data = DataInfo(data.input_shape, data.num_classes)
+    spec.model.data = DataInfo(data.input_shape, data.num_classes, data.vocab_size, data.input_dtype)
     seed_everything(spec.seed)
     return data
 

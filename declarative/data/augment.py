@@ -52,6 +52,8 @@ class _Deterministic:
         self.transform = transform
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if x.dim() == 2 and type(self.transform) is v2.Normalize:  # a table (N, F): one channel per feature
+            return _plain(self.transform(x[:, :, None, None]))[:, :, 0, 0]
         return _plain(self.transform(x))
 
 
