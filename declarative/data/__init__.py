@@ -31,7 +31,7 @@ from declarative.data.sources import SOURCES, Source, SourceError, TensorSplit
 from declarative.data.splits import SplitTensors, estimated_nbytes, resolve_splits, split_targets
 from declarative.data.stats import build_with_stats
 from declarative.data.transforms import TRANSFORMS, build_transforms, probe_transforms
-from declarative.data import images, synthetic, tabular, torchvision_sources, vision  # noqa: F401  (each registers its sources in SOURCES)
+from declarative.data import images, synthetic, tabular, text_folder, torchvision_sources, vision, windows  # noqa: F401  (each registers its sources in SOURCES)
 
 __all__ = ["DataModule", "build_data", "check_model_input", "Batches", "LoaderBatches", "Source", "SourceError",
            "TensorSplit", "SOURCES", "TRANSFORMS"]

@@ -55,6 +55,9 @@ class FittedSource(Source):
         """The source's keyword arguments with what the fit found, as the spec records them."""
         raise NotImplementedError
 
+    def share_fit(self, train: "FittedSource") -> None:
+        """Take the training source's settings and fit (a val or test split from a file of its own)."""
+
     @property
     def vocab_size(self) -> int | None:
         """Tokens in the vocabulary of a text input (`${data.vocab_size}`); None without text."""

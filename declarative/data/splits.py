@@ -95,7 +95,7 @@ class _Loader:
                 if isinstance(source, FittedSource):  # raw rows: encoded once the training rows are fitted
                     train = self.source(self.spec.data.source)
                     if source is not train and type(source) is type(train):
-                        source.columns = train.columns  # one set of settings: the same classes, types and fit
+                        source.share_fit(train)  # one set of settings: the same classes, types and fit
                     rows = source.rows(split)
                     if len(rows) == 0:
                         raise SourceError(f"{component.name} ({split} split) has no samples")

@@ -300,6 +300,9 @@ class CSV(FittedSource):
             kwargs["max_categories"] = self.max_categories
         return kwargs
 
+    def share_fit(self, train: "CSV") -> None:
+        self.columns = train.columns
+
     @property
     def vocab_size(self) -> int | None:
         texts = [s for s in self.columns.values() if s.get("type") == "text" and "vocabulary" in s]

@@ -168,7 +168,7 @@ def _data_values_known(spec, read: bool) -> bool:
 
     if not uses_data(spec) or spec.model.data is not None:
         return True  # before importing the data stage: it imports torchvision, a second or more
-    from declarative.data.info import DataInfo, DataUnreadable, raw_sample, transformed_shape
+    from declarative.data.info import DataInfo, DataUnreadable, raw_sample, transformed_sample
 
     try:
         raw = raw_sample(spec, read=read)  # a split or source named wrongly is a problem, reported
@@ -178,7 +178,8 @@ def _data_values_known(spec, read: bool) -> bool:
         spec.model.skipped = True
         return False
     # a transform that fails on the sample's shape raises here: a problem of the spec, reported
-    spec.model.data = DataInfo(transformed_shape(spec, raw), raw.num_classes)
+    sample = transformed_sample(spec, raw)
+    spec.model.data = DataInfo(tuple(sample.shape[1:]), raw.num_classes, raw.vocab_size, sample.dtype)
     return True
 
 
