@@ -1,0 +1,136 @@
+"""Text classification as a user of AG News meets it: a CSV text column or a folder of .txt files per
+class, tokenized with a vocabulary fitted on the training split and recorded in the run."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from declarative.data import build_data
+from declarative.safe_load import load_weights_only
+from declarative.spec.validate import load_spec
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+
+def dtrain(*args, cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "declarative", *map(str, args)], capture_output=True, text=True,
+                            cwd=cwd, timeout=300)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+FILLER = "the a of in on today report said new after week year people city local official".split()
+KEYWORDS = (["goal", "match", "team", "coach"], ["market", "shares", "bank", "profit"])
+
+
+def news_rows(n: int, seed: int) -> list[tuple[str, int]]:
+    """Short texts of filler words; the class is planted as one keyword (some in capitals)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = list(rng.choice(FILLER, size=rng.integers(5, 12)))
+        keyword = str(rng.choice(KEYWORDS[label]))
+        words.insert(int(rng.integers(0, len(words) + 1)), keyword.upper() if i % 5 == 0 else keyword)
+        rows.append((" ".join(words) + ".", label))
+    return rows
+
+
+def write_news(path: Path, n: int = 240, seed: int = 0) -> None:
+    lines = ["text,label"] + [f"\"{text}\",{('sports', 'business')[label]}" for text, label in news_rows(n, seed)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_the_text_spec_learns_a_planted_keyword_and_tests_with_its_recorded_vocabulary(tmp_path):
+    write_news(tmp_path / "news.csv")
+    shutil.copy(SPECS / "text_news.yaml", tmp_path / "text.yaml")
+    result = dtrain("run", "text.yaml", f"data.source.CSV.path={tmp_path / 'news.csv'}",
+                    "trainer.enable_progress_bar=false", "logger=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "runs" / "text-news" / "version_0"
+    results = yaml.safe_load((run_dir / "results.json").read_text())
+    assert results["test"]["test/accuracy"] > 0.9
+
+    text = yaml.safe_load((run_dir / "spec.yaml").read_text())["data"]["source"]["CSV"]["columns"]["text"]
+    assert text["vocabulary"][:2] == ["<pad>", "<unk>"] and "goal" in text["vocabulary"]
+    assert text["max_length"] == 13 and text["min_freq"] == 2  # the longest training text: 11 words, a keyword, "."
+    ckpt = load_weights_only(results["best_model_path"])
+    assert ckpt["spec"]["data"]["source"]["CSV"]["columns"]["text"]["vocabulary"] == text["vocabulary"]
+    embedding = next(v for k, v in ckpt["state_dict"].items() if k.endswith("0.weight"))
+    assert embedding.shape[0] == len(text["vocabulary"])  # ${data.vocab_size}
+
+    # tested from the checkpoint on new texts: the same vocabulary, however the new corpus's words differ
+    write_news(tmp_path / "news.csv", n=100, seed=9)
+    result = dtrain("test", results["best_model_path"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    accuracy = float(result.stdout.split("test/accuracy")[1].split()[0])
+    assert accuracy > 0.9
+
+
+def text_folder(root: Path, texts: dict[str, list[str]]) -> None:
+    for label, items in texts.items():
+        (root / label).mkdir(parents=True)
+        for i, text in enumerate(items):
+            (root / label / f"{i}.txt").write_text(text)
+
+
+def folder_spec(tmp_path: Path, source: str, layers: str = "[EmbeddingBag: {num_embeddings: 50, embedding_dim: 4}, "
+                "{Linear: {out_features: 2}}]", extra: str = ""):
+    (tmp_path / "t.yaml").write_text(f"seed: 0\ndata:\n  source: {source}\n{extra}model:\n  layers: {layers}\n"
+                                     f"optimizer: SGD\nlogger: false\n")
+    return load_spec(tmp_path / "t.yaml")
+
+
+def test_text_folder_reads_characters_pads_and_maps_unknown_tokens(tmp_path):
+    text_folder(tmp_path / "texts", {"neg": ["Bad", "awful!"], "pos": ["good", "zzz"]})
+    spec = folder_spec(tmp_path, "{TextFolder: {root: texts, tokenizer: char, min_freq: 2}}",
+                       extra="  test: {fraction: 0.25, order: last}\n")
+    data = build_data(spec)
+    vocabulary = spec.data.source.kwargs["vocabulary"]
+    assert vocabulary[:2] == ["<pad>", "<unk>"] and vocabulary[2:] == ["a", "d", "o"]  # each seen twice; ties alphabetical
+    assert spec.data.source.kwargs["max_length"] == 6  # the longest training text, "awful!"
+    index = {token: i for i, token in enumerate(vocabulary)}
+    assert data.train.inputs.dtype == torch.int64 and data.train.inputs.shape == (3, 6)
+    assert data.train.inputs[0].tolist() == [1, index["a"], index["d"], 0, 0, 0]  # "bad", lowercased
+    assert data.test.inputs.tolist() == [[1, 1, 1, 0, 0, 0]] and data.test.targets.tolist() == [1]
+    assert data.vocab_size == 5
+
+
+def test_a_model_that_starts_with_an_embedding_is_traced_with_token_ids(tmp_path):
+    text_folder(tmp_path / "texts", {"neg": ["bad film"], "pos": ["good film"]})
+    folder_spec(tmp_path, "{TextFolder: {root: texts}}", layers="[Embedding: {num_embeddings: 9, "
+                "embedding_dim: 4}, Flatten, {Linear: {out_features: 2}}]")
+    result = dtrain("summary", "t.yaml", cwd=tmp_path)  # input: auto, two token ids (int64)
+    assert result.returncode == 0, result.stderr
+    assert "[N, 2, 4]" in result.stdout
+    (tmp_path / "t.yaml").write_text((tmp_path / "t.yaml").read_text().replace("layers:", "input: [2]\n  layers:"))
+    result = dtrain("validate", "t.yaml", cwd=tmp_path)  # the data unread: the Embedding says ids
+    assert result.returncode == 0, result.stderr
+
+
+def test_data_vocab_size_without_text_is_a_located_error(tmp_path):
+    (tmp_path / "t.csv").write_text("a,y\n1,0\n2,1\n")
+    spec_text = ("seed: 0\ndata:\n  source: {CSV: {path: t.csv, targets: y}}\nmodel:\n  layers:\n"
+                 "    - Linear: {out_features: \"${data.vocab_size}\"}\noptimizer: SGD\n")
+    (tmp_path / "t.yaml").write_text(spec_text)
+    result = dtrain("validate", "t.yaml", cwd=tmp_path)
+    assert result.returncode == 1 and "t.yaml:6:" in result.stderr
+    assert "${data.vocab_size} has no value: the data has no text column" in result.stderr
+
+
+def test_a_text_column_must_be_the_only_input(tmp_path):
+    from declarative.errors import SpecError
+
+    (tmp_path / "t.csv").write_text("text,n,y\nhello there,1,0\ngood day,2,1\n")
+    spec = folder_spec(tmp_path, "{CSV: {path: t.csv, targets: y, columns: {text: {type: text}}}}")
+    with pytest.raises(SpecError, match=r"column 'text' is a text column, and a text column is the table's only "
+                                        r"input; set `inputs: \[text\]`"):
+        build_data(spec)
