@@ -73,7 +73,8 @@ class _Loader:
         if component.path not in self._sources:
             source = open_source(self.spec, component)
             if hasattr(source, "resize"):  # images read one by one: a leading Resize makes them one size
-                source.resize = leading_resize(self.spec)
+                roles = ("train", "eval") if component.path == self.spec.data.source.path else ("eval",)
+                source.resize = leading_resize(self.spec, roles)
             self._sources[component.path] = source
         return self._sources[component.path]
 

@@ -311,7 +311,8 @@ class CSV(FittedSource):
 
 def _register() -> None:
     params = signature_params(CSV.__init__, constraints={"max_categories": {"minimum": 1}})
-    params["columns"] = Param("columns", {"type": "object", "additionalProperties": COLUMN_SCHEMA,
+    params["columns"] = Param("columns", {"type": "object", "propertyNames": {"minLength": 1},
+                                          "additionalProperties": COLUMN_SCHEMA,
                                           "description": "per-column settings, by column name"}, False)
     SOURCES.add(Entry("CSV", CSV, params, first_line(CSV.__doc__)))
 
