@@ -148,7 +148,16 @@ def semantic_problems(spec, *, read_data: bool = False) -> list[Problem]:
     problems.extend(_task_problems(spec, output_shape))
     problems.extend(_monitor_problems(spec))
     problems.extend(_loader_problems(spec))
+    problems.extend(_split_problems(spec))
     return _ordered(problems)
+
+
+def _split_problems(spec) -> list[Problem]:
+    """`order: last` takes the last samples as they come; stratify draws per class: one or the other."""
+    return [spec.problem(split.path + ("order",), "order: last takes the last samples in their order, and stratify "
+                                                 "draws each class's share at random — use one of them")
+            for split in (spec.data.val, spec.data.test)
+            if split is not None and split.order == "last" and split.stratify]
 
 
 def _loader_problems(spec) -> list[Problem]:
