@@ -210,3 +210,18 @@ def test_validate_names_a_mistyped_column_setting_before_any_training(tmp_path):
                                      "model: {layers: [{Linear: {out_features: 2}}]}\noptimizer: SGD\n")
     result = dtrain("validate", "t.yaml", cwd=tmp_path)
     assert result.returncode == 1 and "t.yaml:2:" in result.stderr and "zscore" in result.stderr
+
+
+def test_validate_reads_a_table_that_is_here_and_names_what_run_would_reject(tmp_path):
+    (tmp_path / "t.csv").write_text("a,note,y\n1,x,0\n,y,1\n")
+    (tmp_path / "t.yaml").write_text("data:\n  source: {CSV: {path: t.csv, targets: y, columns: {note: {type: text}}}}\n"
+                                     "model: {layers: [{Linear: {out_features: 2}}]}\noptimizer: SGD\n")
+    result = dtrain("validate", "t.yaml", cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith("t.yaml:2:")
+    assert "column 'note' is a text column, and a text column is the table's only input" in result.stderr
+    (tmp_path / "t.yaml").write_text((tmp_path / "t.yaml").read_text().replace("{note: {type: text}}",
+                                                                               "{note: {type: categorical}}"))
+    result = dtrain("validate", "t.yaml", cwd=tmp_path)
+    assert result.returncode == 1 and "t.csv:3: column 'a' has an empty field (a missing value)" in result.stderr
+    (tmp_path / "t.csv").unlink()
+    assert dtrain("validate", "t.yaml", cwd=tmp_path).returncode == 0  # absent: the run's to report

@@ -162,3 +162,29 @@ def data_info(spec, *, read: bool = True) -> DataInfo | None:
     sample = transformed_sample(spec, raw)
     return DataInfo(input_shape=tuple(sample.shape[1:]), num_classes=raw.num_classes, vocab_size=raw.vocab_size,
                     input_dtype=sample.dtype)
+
+
+def fitted_source_problems(spec) -> list:
+    """What a run would reject in a source fitted on its data (a CSV's columns, a text folder), read here
+    when its files are: a missing value nobody said how to fill, a free-text column, a text column beside
+    others. Absent files are the run's to report (validate runs where the data may not be)."""
+    from pathlib import Path
+
+    from declarative.data.fitted import FittedSource
+    from declarative.data.sources import SourceError
+    from declarative.data.splits import open_source
+    from declarative.spec.config import PATH_ARGUMENTS
+
+    component = spec.data.source
+    where = next((component.kwargs[a] for a in PATH_ARGUMENTS if isinstance(component.kwargs.get(a), str)), None)
+    if where is None or not Path(where).exists():
+        return []
+    try:
+        source = open_source(spec, _offline(component))
+        if isinstance(source, FittedSource):
+            source.load(source.split_names[0])
+    except SourceError as exc:
+        return exc.at(spec, component).problems
+    except SpecError as exc:
+        return exc.problems
+    return []

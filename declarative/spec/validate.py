@@ -140,8 +140,12 @@ def semantic_problems(spec, *, read_data: bool = False) -> list[Problem]:
 
     problems = []
     output_shape = None
+    if read_data:
+        from declarative.data.info import fitted_source_problems
+
+        problems.extend(fitted_source_problems(spec))
     try:
-        if _data_values_known(spec, read_data):
+        if not problems and _data_values_known(spec, read_data):
             output_shape = plan_model(spec).output_shape
     except SpecError as exc:
         problems.extend(exc.problems)
