@@ -99,3 +99,29 @@ def test_order_last_with_stratify_or_a_short_series_is_a_located_error(tmp_path)
     (tmp_path / "f.yaml").write_text(FORECAST.replace("order: last}", "order: last, stratify: true}", 1))
     with pytest.raises(SpecError, match="f.yaml:4:32: order: last takes the last samples in their order, and stratify"):
         load_spec(tmp_path / "f.yaml")
+
+
+def write_three_class_table(path: Path, soft: bool) -> None:
+    rng = np.random.default_rng(0)
+    rows = ["a,b,p0,p1,p2"]
+    for a, b in rng.normal(size=(90, 2)):
+        scores = np.array([a, b, -a - b]) * 3
+        probabilities = np.exp(scores) / np.exp(scores).sum()
+        target = probabilities if soft else np.eye(3)[probabilities.argmax()]
+        rows.append(f"{a:.3f},{b:.3f}," + ",".join(f"{v:.4f}" if soft else str(int(v)) for v in target))
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("soft", [False, True], ids=["one-hot", "probabilities"])
+def test_one_hot_or_probability_targets_train_a_cross_entropy_classifier(tmp_path, soft):
+    write_three_class_table(tmp_path / "t.csv", soft)
+    (tmp_path / "t.yaml").write_text(
+        "seed: 0\ndata:\n  source: {CSV: {path: t.csv, targets: [p0, p1, p2], inputs: [a, b]}}\n"
+        "  test: {fraction: 0.2}\nmodel: {layers: [{Linear: {out_features: 16}}, ReLU, {Linear: {out_features: 3}}]}\n"
+        "loss: CrossEntropyLoss\noptimizer: {Adam: {lr: 0.05}}\n"
+        f"trainer: {{max_epochs: 6, enable_progress_bar: false, default_root_dir: {tmp_path / 'runs'}}}\nlogger: false\n")
+    spec = load_spec(tmp_path / "t.yaml")
+    data = build_data(spec)
+    assert data.target_dtype == torch.float32 and data.target_shape == (3,)
+    result = fit_spec(load_spec(tmp_path / "t.yaml"), console=quiet())
+    assert result.test_metrics["test/accuracy"] > 0.6  # three classes: chance is a third

@@ -195,6 +195,22 @@ def check_eval_shape(spec, role: str, path: tuple, shape: tuple, train_shape: tu
                            f"data gives {list(train_shape)}; they must match")
 
 
+def _one_hot_as_probabilities(splits: SplitTensors) -> None:
+    """One-hot integer targets (N, C), one 1 per row, become float class probabilities, which
+    CrossEntropyLoss takes as they are (as it takes soft labels)."""
+    for role in ("train", "val", "test"):
+        split = getattr(splits, role)
+        targets = split.targets if isinstance(split, TensorSplit) else \
+            split.tensors[1] if isinstance(split, TensorDataset) else None
+        if targets is None or targets.dim() != 2 or targets.is_floating_point() or targets.shape[1] < 2:
+            continue
+        if not bool(((targets == 0) | (targets == 1)).all() and (targets.sum(1) == 1).all()):
+            continue
+        probabilities = targets.float()
+        setattr(splits, role, TensorSplit(split.inputs, probabilities) if isinstance(split, TensorSplit)
+                else TensorDataset(split.tensors[0], probabilities))
+
+
 def _self_targets(spec, splits: SplitTensors) -> None:
     """`targets: inputs`: each split's targets become its inputs through the deterministic `transforms`."""
     built = build_transforms(spec, spec.data.transforms)
@@ -229,6 +245,8 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
     mode, splits, reason = _splits_for(spec, device)
     if data.targets == "inputs":
         _self_targets(spec, splits)
+    elif spec.loss is not None and spec.loss.name == "CrossEntropyLoss":
+        _one_hot_as_probabilities(splits)
 
     eval_transforms, train_transforms, probe = _pipelines(spec, splits, device)
     input_shape = tuple(probe.shape[1:])
