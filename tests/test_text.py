@@ -134,3 +134,20 @@ def test_a_text_column_must_be_the_only_input(tmp_path):
     with pytest.raises(SpecError, match=r"column 'text' is a text column, and a text column is the table's only "
                                         r"input; set `inputs: \[text\]`"):
         build_data(spec)
+
+
+def test_the_padding_mask_keeps_attention_off_the_padding(tmp_path):
+    from declarative.model.builder import build_model
+
+    text_folder(tmp_path / "texts", {"neg": ["bad film"], "pos": ["good film"]})
+    layers = ("\n    - Identity:\n      name: ids\n    - padding_mask:\n      input: ids\n      name: pad\n"
+              "    - Embedding: {num_embeddings: 9, embedding_dim: 8, padding_idx: 0}\n      input: ids\n"
+              "      name: tokens\n    - TransformerEncoderLayer: {nhead: 2, dim_feedforward: 16, batch_first: true,"
+              " dropout: 0.0}\n      input: [tokens, pad]")
+    spec = folder_spec(tmp_path, "{TextFolder: {root: texts}}", layers=layers)
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    with torch.no_grad():
+        padded = model(torch.tensor([[5, 3, 0, 0]]))
+        alone = model(torch.tensor([[5, 3]]))
+    assert torch.allclose(padded[:, :2], alone, atol=1e-5)  # the two <pad> positions change nothing
