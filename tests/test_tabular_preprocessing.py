@@ -14,8 +14,10 @@ import torch
 import yaml
 
 from declarative.data import build_data
+from declarative.run import fit_spec, test_checkpoint
 from declarative.safe_load import load_weights_only
-from declarative.spec.validate import load_spec, spec_from_data
+from declarative.spec.validate import load_spec, semantic_problems, spec_from_data
+from trainer_specs import quiet
 
 
 def dtrain(*args, cwd: Path) -> subprocess.CompletedProcess:
@@ -72,9 +74,8 @@ logger: false
 def test_keras_structured_data_recipe_trains_records_its_preprocessing_and_tests_from_the_checkpoint(tmp_path):
     write_heart(tmp_path / "heart.csv")
     (tmp_path / "heart.yaml").write_text(HEART)
-    result = dtrain("run", "heart.yaml", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    run_dir = next((tmp_path / "runs" / "heart").glob("version_0"))
+    run_dir = fit_spec(load_spec(tmp_path / "heart.yaml", [f"trainer.default_root_dir={tmp_path / 'runs'}"]),
+                       console=quiet()).run_dir
     columns = yaml.safe_load((run_dir / "spec.yaml").read_text())["data"]["source"]["CSV"]["columns"]
     assert columns["age"]["type"] == "numeric" and {"mean", "std"} <= set(columns["age"])
     assert columns["chol"]["fill_value"] > 200 and {"min", "max"} <= set(columns["thalach"])
@@ -88,9 +89,9 @@ def test_keras_structured_data_recipe_trains_records_its_preprocessing_and_tests
     ckpt = next((run_dir / "checkpoints").glob("epoch*.ckpt"))
     (tmp_path / "elsewhere").mkdir()
     shutil.copy(ckpt, tmp_path / "elsewhere" / "best.ckpt")
-    result = dtrain("test", "best.ckpt", cwd=tmp_path / "elsewhere")
-    assert result.returncode == 0, result.stderr
-    assert "test/accuracy" in result.stdout
+    recorded = yaml.safe_load((run_dir / "results.json").read_text())["test"]["test/accuracy"]
+    tested = test_checkpoint(tmp_path / "elsewhere" / "best.ckpt", console=quiet())
+    assert tested["test/accuracy"] == pytest.approx(recorded)
 
     # the checkpoint's spec rebuilds the preprocessing without fitting again, on a file of other values
     spec = spec_from_data(load_weights_only(ckpt)["spec"], origin=str(ckpt))
@@ -212,16 +213,21 @@ def test_validate_names_a_mistyped_column_setting_before_any_training(tmp_path):
     assert result.returncode == 1 and "t.yaml:2:" in result.stderr and "zscore" in result.stderr
 
 
+def validate_problems(path: Path) -> list[str]:
+    """What `dtrain validate` reports for a spec file (its semantic stage reads the data that is here)."""
+    return [str(p) for p in semantic_problems(load_spec(path, semantic=False), read_data=True)]
+
+
 def test_validate_reads_a_table_that_is_here_and_names_what_run_would_reject(tmp_path):
     (tmp_path / "t.csv").write_text("a,note,y\n1,x,0\n,y,1\n")
     (tmp_path / "t.yaml").write_text("data:\n  source: {CSV: {path: t.csv, targets: y, columns: {note: {type: text}}}}\n"
                                      "model: {layers: [{Linear: {out_features: 2}}]}\noptimizer: SGD\n")
-    result = dtrain("validate", "t.yaml", cwd=tmp_path)
-    assert result.returncode == 1 and result.stderr.startswith("t.yaml:2:")
-    assert "column 'note' is a text column, and a text column is the table's only input" in result.stderr
+    problem, = validate_problems(tmp_path / "t.yaml")
+    assert problem.startswith(f"{tmp_path / 't.yaml'}:2:")
+    assert "column 'note' is a text column, and a text column is the table's only input" in problem
     (tmp_path / "t.yaml").write_text((tmp_path / "t.yaml").read_text().replace("{note: {type: text}}",
                                                                                "{note: {type: categorical}}"))
-    result = dtrain("validate", "t.yaml", cwd=tmp_path)
-    assert result.returncode == 1 and "t.csv:3: column 'a' has an empty field (a missing value)" in result.stderr
+    problem, = validate_problems(tmp_path / "t.yaml")
+    assert "t.csv:3: column 'a' has an empty field (a missing value)" in problem
     (tmp_path / "t.csv").unlink()
-    assert dtrain("validate", "t.yaml", cwd=tmp_path).returncode == 0  # absent: the run's to report
+    assert validate_problems(tmp_path / "t.yaml") == []  # absent: the run's to report

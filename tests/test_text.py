@@ -3,9 +3,6 @@ class, tokenized with a vocabulary fitted on the training split and recorded in 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +11,13 @@ import torch
 import yaml
 
 from declarative.data import build_data
+from declarative.model.builder import plan_model
+from declarative.run import fit_spec, test_checkpoint
 from declarative.safe_load import load_weights_only
-from declarative.spec.validate import load_spec
+from declarative.spec.validate import load_spec, semantic_problems
+from trainer_specs import quiet
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
-
-
-def dtrain(*args, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "declarative", *map(str, args)], capture_output=True, text=True,
-                            cwd=cwd, timeout=300)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
 
 
 FILLER = "the a of in on today report said new after week year people city local official".split()
@@ -51,11 +44,10 @@ def write_news(path: Path, n: int = 240, seed: int = 0) -> None:
 
 def test_the_text_spec_learns_a_planted_keyword_and_tests_with_its_recorded_vocabulary(tmp_path):
     write_news(tmp_path / "news.csv")
-    shutil.copy(SPECS / "text_news.yaml", tmp_path / "text.yaml")
-    result = dtrain("run", "text.yaml", f"data.source.CSV.path={tmp_path / 'news.csv'}",
-                    "trainer.enable_progress_bar=false", "logger=false", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    run_dir = tmp_path / "runs" / "text-news" / "version_0"
+    spec = load_spec(SPECS / "text_news.yaml", [f"data.source.CSV.path={tmp_path / 'news.csv'}", "logger=false",
+                                                "trainer.enable_progress_bar=false",
+                                                f"trainer.default_root_dir={tmp_path / 'runs'}"])
+    run_dir = fit_spec(spec, console=quiet()).run_dir
     results = yaml.safe_load((run_dir / "results.json").read_text())
     assert results["test"]["test/accuracy"] > 0.9
 
@@ -69,10 +61,7 @@ def test_the_text_spec_learns_a_planted_keyword_and_tests_with_its_recorded_voca
 
     # tested from the checkpoint on new texts: the same vocabulary, however the new corpus's words differ
     write_news(tmp_path / "news.csv", n=100, seed=9)
-    result = dtrain("test", results["best_model_path"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    accuracy = float(result.stdout.split("test/accuracy")[1].split()[0])
-    assert accuracy > 0.9
+    assert test_checkpoint(results["best_model_path"], console=quiet())["test/accuracy"] > 0.9
 
 
 def text_folder(root: Path, texts: dict[str, list[str]]) -> None:
@@ -106,14 +95,13 @@ def test_text_folder_reads_characters_pads_and_maps_unknown_tokens(tmp_path):
 
 def test_a_model_that_starts_with_an_embedding_is_traced_with_token_ids(tmp_path):
     text_folder(tmp_path / "texts", {"neg": ["bad film"], "pos": ["good film"]})
-    folder_spec(tmp_path, "{TextFolder: {root: texts}}", layers="[Embedding: {num_embeddings: 9, "
-                "embedding_dim: 4}, Flatten, {Linear: {out_features: 2}}]")
-    result = dtrain("summary", "t.yaml", cwd=tmp_path)  # input: auto, two token ids (int64)
-    assert result.returncode == 0, result.stderr
-    assert "[N, 2, 4]" in result.stdout
+    spec = folder_spec(tmp_path, "{TextFolder: {root: texts}}", layers="[Embedding: {num_embeddings: 9, "
+                       "embedding_dim: 4}, Flatten, {Linear: {out_features: 2}}]")
+    plan = plan_model(spec)  # input: auto — the data's two token ids, int64
+    assert plan.input_shape == (2,) and [node.output_shape for node in plan.nodes] == [(2, 4), (8,), (2,)]
     (tmp_path / "t.yaml").write_text((tmp_path / "t.yaml").read_text().replace("layers:", "input: [2]\n  layers:"))
-    result = dtrain("validate", "t.yaml", cwd=tmp_path)  # the data unread: the Embedding says ids
-    assert result.returncode == 0, result.stderr
+    spec = load_spec(tmp_path / "t.yaml")  # the data unread: the Embedding says ids
+    assert plan_model(spec).output_shape == (2,)
 
 
 def test_data_vocab_size_without_text_is_a_located_error(tmp_path):
@@ -121,9 +109,9 @@ def test_data_vocab_size_without_text_is_a_located_error(tmp_path):
     spec_text = ("seed: 0\ndata:\n  source: {CSV: {path: t.csv, targets: y}}\nmodel:\n  layers:\n"
                  "    - Linear: {out_features: \"${data.vocab_size}\"}\noptimizer: SGD\n")
     (tmp_path / "t.yaml").write_text(spec_text)
-    result = dtrain("validate", "t.yaml", cwd=tmp_path)
-    assert result.returncode == 1 and "t.yaml:6:" in result.stderr
-    assert "${data.vocab_size} has no value: the data has no text column" in result.stderr
+    problem, = semantic_problems(load_spec(tmp_path / "t.yaml", semantic=False), read_data=True)
+    assert str(problem).startswith(f"{tmp_path / 't.yaml'}:6:")
+    assert "${data.vocab_size} has no value: the data has no text column" in str(problem)
 
 
 def test_a_text_column_must_be_the_only_input(tmp_path):
