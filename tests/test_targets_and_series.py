@@ -125,3 +125,16 @@ def test_one_hot_or_probability_targets_train_a_cross_entropy_classifier(tmp_pat
     assert data.target_dtype == torch.float32 and data.target_shape == (3,)
     result = fit_spec(load_spec(tmp_path / "t.yaml"), console=quiet())
     assert result.test_metrics["test/accuracy"] > 0.6  # three classes: chance is a third
+
+
+def test_targets_inputs_take_normalize_statistics_computed_from_the_training_split(tmp_path):
+    (tmp_path / "ae.yaml").write_text(
+        f"seed: 0\ndata:\n  source: {{ArrayFile: {{path: {SPECS / 'data' / 'digits.npz'}}}}}\n  targets: inputs\n"
+        "  transforms: [{ToDtype: {dtype: float32}}, {Normalize: {mean: auto, std: auto}}]\n"
+        "model: {layers: [Flatten, {Linear: {out_features: 64}}, {reshape: {shape: [-1, 1, 8, 8]}}]}\noptimizer: SGD\n")
+    spec = load_spec(tmp_path / "ae.yaml")
+    data = build_data(spec)
+    mean, std = spec.data.transforms[1].kwargs["mean"][0], spec.data.transforms[1].kwargs["std"][0]
+    x, y = next(iter(data.val or data.train))
+    assert torch.equal(x, y) and abs(data.train.targets.mean().item()) < 1e-5
+    assert mean == pytest.approx(4.88, abs=0.01) and std > 1

@@ -243,12 +243,11 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
     device = torch.device(device)
     data = spec.data
     mode, splits, reason = _splits_for(spec, device)
+    eval_transforms, train_transforms, probe = _pipelines(spec, splits, device)
     if data.targets == "inputs":
-        _self_targets(spec, splits)
+        _self_targets(spec, splits)  # after _pipelines: `auto` statistics are numbers by then
     elif spec.loss is not None and spec.loss.name == "CrossEntropyLoss":
         _one_hot_as_probabilities(splits)
-
-    eval_transforms, train_transforms, probe = _pipelines(spec, splits, device)
     input_shape = tuple(probe.shape[1:])
     if not isinstance(spec.model.input, str) and all(isinstance(d, int) for d in spec.model.input):
         check_model_input(spec, input_shape)  # else it waits for these values: the plan resolves it from them
