@@ -130,7 +130,7 @@ def _precomputed(split: TensorSplit, head: Pipeline, device: torch.device) -> Te
     """The split on `device`, with `head` run over all of it, a chunk at a time."""
     if not head:
         return split.to(device)
-    generator = torch.Generator(device)  # unused: the head is deterministic
+    generator = torch.Generator()  # unused: the head is deterministic (and XLA devices have no generator)
     out = None
     for start in range(0, len(split), _CHUNK):
         x = head(split.inputs[start:start + _CHUNK].to(device), generator)
@@ -232,13 +232,15 @@ def _batch_size(data, role: str) -> int:
     return data.batch_size if role == "train" or data.eval_batch_size is None else data.eval_batch_size
 
 
-def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
+def build_data(spec, device: torch.device | str = "cpu", *, rank: int = 0, num_replicas: int = 1) -> DataModule:
     """The spec's data as batches on `device`; any problem with it is a located SpecError.
 
     Args:
         spec: The typed, validated spec (`declarative.spec.config.Spec`). `auto` normalization
             statistics are written into its transforms.
         device: Where the batches are made, e.g. ``cuda``.
+        rank, num_replicas: In a run of several processes, this one's index and their number: each
+            split's batches are this process's share (`declarative.data.batches.shard`).
     """
     device = torch.device(device)
     data = spec.data
@@ -278,7 +280,7 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
             split = _precomputed(split, Pipeline(pipelines[role][:head]), device)
             rest = Pipeline(pipelines[role][head:])
             batches[role] = Batches(split.inputs, split.targets, _batch_size(data, role), transform=rest or None,
-                                    shuffle=role == "train", seed=spec.seed)
+                                    shuffle=role == "train", seed=spec.seed, rank=rank, num_replicas=num_replicas)
         description = f"data: in memory on {device} ({describe_size(held)})"
     else:
         for role, split in present.items():
@@ -287,7 +289,8 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
             settings = loader_settings(spec, device, split)
             pipeline = Pipeline(pipelines[role])
             batches[role] = LoaderBatches(split, _batch_size(data, role), device=device, settings=settings,
-                                          transform=pipeline or None, shuffle=role == "train", seed=spec.seed)
+                                          transform=pipeline or None, shuffle=role == "train", seed=spec.seed,
+                                          rank=rank, num_replicas=num_replicas)
         description = f"data: DataLoader, {batches['train'].settings.describe()}" + (f" ({reason})" if reason else "")
 
     return DataModule(train=batches["train"], val=batches["val"], test=batches["test"], input_shape=input_shape,

@@ -17,6 +17,7 @@ from typing import Any, Literal, Union
 from declarative.errors import Location, Problem, SpecError
 from declarative.registry import parse_item
 from declarative.spec.document import Document, PathKey
+from declarative.training.settings import TrainerSettings, setting
 
 # Keyword arguments of data sources that name files or folders; a relative one is relative to
 # the spec file's folder, so that a spec runs the same from any working directory.
@@ -122,39 +123,37 @@ class SchedulerConfig:
         return out
 
 
-def _setting(default: Any, doc: str, **bounds: Any) -> Any:
-    return field(default=default, metadata={"doc": doc, **bounds})
-
-
 @dataclass
-class TrainerConfig:
-    """Lightning Trainer arguments, with Lightning's names, meanings and defaults."""
+class TrainerConfig(TrainerSettings):
+    """The spec's `trainer:` section: Lightning's Trainer arguments. The loop's own (TrainerSettings) go to
+    the Trainer; these choose the plugins, the processes and where runs go, before a Trainer exists."""
 
-    max_epochs: Union[int, None] = _setting(None, "Stop after this many epochs (1000 if neither limit is set).", minimum=1)
-    max_steps: Union[int, None] = _setting(None, "Stop after this many optimizer steps.", minimum=1)
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = _setting("auto", "Hardware to train on; auto picks a GPU when there is one.")
-    devices: Literal["auto", 1] = _setting("auto", "How many devices: one per run for now (multi-device DDP is planned).")
-    precision: Literal["32-true", "32", "64-true", "64", "16-mixed", "bf16-mixed"] = _setting(
-        "32-true", "Numeric precision: 32-true, 64-true, or autocast mixed precision (16-mixed, bf16-mixed).")
-    num_sanity_val_steps: int = _setting(2, "Validation batches run before training, to fail fast.", minimum=0)
-    check_val_every_n_epoch: int = _setting(1, "Validate every N epochs.", minimum=1)
-    log_every_n_steps: int = _setting(50, "Log training scalars every N optimizer steps.", minimum=1)
-    limit_train_batches: Union[int, float] = _setting(1.0, "Batches per training epoch: a count, or a fraction (float).", minimum=0)
-    limit_val_batches: Union[int, float] = _setting(1.0, "Batches per validation run: a count, or a fraction (float).", minimum=0)
-    limit_test_batches: Union[int, float] = _setting(1.0, "Batches of the test run: a count, or a fraction (float).", minimum=0)
-    accumulate_grad_batches: int = _setting(1, "Accumulate gradients over N batches per optimizer step.", minimum=1)
-    gradient_clip_val: Union[float, None] = _setting(None, "Clip gradients at this value (none: no clipping).", minimum=0)
-    gradient_clip_algorithm: Literal["norm", "value"] = _setting("norm", "Clip by total norm or by value.")
-    deterministic: bool = _setting(False, "Use deterministic algorithms (torch.use_deterministic_algorithms).")
-    enable_progress_bar: bool = _setting(True, "Show a progress bar.")
-    enable_checkpointing: bool = _setting(True, "Save last.ckpt each epoch even when no ModelCheckpoint is listed.")
-    default_root_dir: str = _setting("runs", "Runs go to <default_root_dir>/<name>/version_<N>/ (relative to the working directory).")
+    accelerator: str = setting("auto", "Hardware to train on: auto (a GPU when there is one), cpu, gpu, cuda, mps, tpu.")
+    devices: Union[Literal["auto"], int, list[int]] = setting(
+        "auto", "Devices per node: auto (every visible one; one process on the CPU), a count N, -1 (all), or a "
+                "list of indices. On the CPU, N processes.")
+    num_nodes: int = setting(1, "Machines the run spans (each started by torchrun or srun).", minimum=1)
+    strategy: Union[str, dict] = setting(
+        "auto", "How processes share the work: auto (ddp for several devices), single_device, ddp, fsdp, xla, or "
+                "a one-key mapping of one of them to torch's own arguments.")
+    sync_batchnorm: bool = setting(False, "Synchronise BatchNorm statistics across processes (SyncBatchNorm).")
+    precision: str = setting("32-true", "Numeric precision: 32-true, 64-true, or autocast mixed precision "
+                                        "(16-mixed, bf16-mixed).")
+    deterministic: bool = setting(False, "Use deterministic algorithms (torch.use_deterministic_algorithms).")
+    default_root_dir: str = setting("runs", "Runs go to <default_root_dir>/<name>/version_<N>/ (relative to the "
+                                            "working directory).")
+
+    def settings(self) -> TrainerSettings:
+        """The loop's settings alone, for the Trainer."""
+        return TrainerSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainerSettings)})
 
     @property
-    def epochs_limit(self) -> int | None:
-        if self.max_epochs is None and self.max_steps is None:
-            return 1000  # Lightning's default
-        return self.max_epochs
+    def strategy_name(self) -> str:
+        return self.strategy if isinstance(self.strategy, str) else next(iter(self.strategy))
+
+    @property
+    def strategy_kwargs(self) -> dict[str, Any]:
+        return {} if isinstance(self.strategy, str) else dict(next(iter(self.strategy.values())) or {})
 
 
 @dataclass

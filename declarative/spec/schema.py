@@ -34,6 +34,42 @@ def registries() -> dict[str, Registry]:
     }
 
 
+def plugin_registries() -> dict[str, Registry]:
+    """The engine's plugin registries, named by `trainer.accelerator`, `trainer.strategy`, `trainer.precision`."""
+    from declarative.training.accelerators import ACCELERATORS
+    from declarative.training.precision import PRECISIONS
+    from declarative.training.strategies import STRATEGIES
+
+    return {"accelerator": ACCELERATORS, "strategy": STRATEGIES, "precision": PRECISIONS}
+
+
+def trainer_schema() -> dict:
+    """The `trainer:` section: Lightning's arguments, with the accelerator, strategy and precision choices
+    taken from the engine's plugin registries."""
+    from declarative.spec.config import TrainerConfig
+    from declarative.training.accelerators import ACCELERATOR_CHOICES
+    from declarative.training.precision import PRECISION_CHOICES
+
+    plugins = plugin_registries()
+    schema = dataclass_schema(TrainerConfig)
+    props = schema["properties"]
+
+    def notes(name: str) -> dict:
+        return {k: v for k, v in props[name].items() if k in ("description", "default")}
+
+    props["accelerator"] = {**notes("accelerator"), "enum": ACCELERATOR_CHOICES}
+    props["precision"] = {**notes("precision"), "enum": PRECISION_CHOICES}
+    props["devices"] = {**notes("devices"), "if": {"type": "string"}, "then": {"const": "auto"},
+                        "else": {"if": {"type": "array"},
+                                 "then": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1,
+                                          "uniqueItems": True},
+                                 "else": {"type": "integer", "minimum": -1, "not": {"const": 0}}}}
+    strategies = plugins["strategy"].item_schema()
+    props["strategy"] = {**notes("strategy"), "x-registry": "strategy", "if": {"type": "string"},
+                         "then": {"enum": ["auto", *plugins["strategy"].names()]}, "else": strategies["else"]}
+    return schema
+
+
 def dataclass_schema(cls: type) -> dict:
     """An object schema from a settings dataclass: field types, defaults, docs and bounds."""
     hints = typing.get_type_hints(cls)
@@ -150,7 +186,6 @@ def spec_schema() -> dict[str, Any]:
     import torchvision
 
     from declarative.registry import REFERENCE
-    from declarative.spec.config import TrainerConfig
     from declarative.training.tasks import TASKS
 
     regs = registries()
@@ -227,7 +262,7 @@ def spec_schema() -> dict[str, Any]:
                 },
                 "additionalProperties": False,
             },
-            "trainer": dataclass_schema(TrainerConfig),
+            "trainer": trainer_schema(),
             "callbacks": _list_of("callback"),
             "logger": {
                 "description": "true (TensorBoard and CSV), false, or a list of loggers.",

@@ -117,25 +117,33 @@ def _monitor_problems(spec) -> list[Problem]:
     return problems
 
 
-def _task_problems(spec, output_shape: tuple[int, ...] | None) -> list[Problem]:
-    """Resolve the task where the loss or `task:` says it; metrics listed twice or unfit for the task."""
+def _task_problems(spec, output_shape: tuple[int, ...] | None) -> tuple[list[Problem], object]:
+    """Resolve the task where the loss or `task:` says it; metrics listed twice or unfit for the task.
+    Returns the problems and the spec resolved as far as it can be without the data."""
+    from declarative.assembly.tasks import resolve_task
     from declarative.training.metrics import duplicate_metrics
-    from declarative.training.tasks import resolve_task
 
     problems = [spec.problem(("metrics", index), f"metric '{name}' is listed twice")
                 for index, name in duplicate_metrics(spec.metrics or [])]
     if output_shape is not None:
         try:
-            resolve_task(spec, output_shape)
+            spec = resolve_task(spec, output_shape)
         except SpecError as exc:
             problems.extend(exc.problems)
-    return problems
+    return problems, spec
 
 
 def semantic_problems(spec, *, read_data: bool = False) -> list[Problem]:
-    """The problems a meta-device build finds. A model that takes values from its data is checked
-    against the data's described values (declarative.data.info); with `read_data`, the targets of data
-    that is here are read for the class count where the description is only nominal."""
+    """The problems a meta-device build finds (see `check_spec`)."""
+    return check_spec(spec, read_data=read_data)[0]
+
+
+def check_spec(spec, *, read_data: bool = False) -> tuple[list[Problem], object]:
+    """The problems a meta-device build finds, and the spec resolved as far as it can be without the data
+    (the task its loss or `task:` says, with that task's default loss and metrics). A model that takes
+    values from its data is checked against the data's described values (declarative.data.info); with
+    `read_data`, the targets of data that is here are read for the class count where the description
+    is only nominal."""
     from declarative.model.builder import plan_model
 
     problems = []
@@ -149,11 +157,12 @@ def semantic_problems(spec, *, read_data: bool = False) -> list[Problem]:
             output_shape = plan_model(spec).output_shape
     except SpecError as exc:
         problems.extend(exc.problems)
-    problems.extend(_task_problems(spec, output_shape))
-    problems.extend(_monitor_problems(spec))
+    task_problems, resolved = _task_problems(spec, output_shape)
+    problems.extend(task_problems)
+    problems.extend(_monitor_problems(resolved))
     problems.extend(_loader_problems(spec))
     problems.extend(_split_problems(spec))
-    return _ordered(problems)
+    return _ordered(problems), resolved
 
 
 def _split_problems(spec) -> list[Problem]:
@@ -205,7 +214,7 @@ def validate_document(doc: Document, *, semantic: bool = True):
         raise SpecError(problems)
     spec = spec_from_document(doc)
     if semantic:
-        problems = semantic_problems(spec)
+        problems, spec = check_spec(spec)
         if problems:
             raise SpecError(problems)
     return spec
