@@ -185,12 +185,15 @@ def check_eval_shape(spec, role: str, path: tuple, shape: tuple, train_shape: tu
     if shape == train_shape:
         return
     data = spec.data
-    if (data.train_transforms or data.eval_transforms) and shape == eval_of_train():
-        key = "eval_transforms" if data.eval_transforms else "train_transforms"
-        raise spec.error(("data", key), f"training samples come out of train_transforms with shape "
+    if data.eval_transforms and shape == eval_of_train():
+        raise spec.error(("data", "eval_transforms"), f"training samples come out of train_transforms with shape "
                          f"{list(train_shape)}, but {role} samples out of eval_transforms with {list(shape)} — give "
                          f"both the same output shape (e.g. RandomResizedCrop 224 for training, Resize 256 + "
                          f"CenterCrop 224 for evaluation), or resize in transforms")
+    if data.train_transforms and shape == eval_of_train():
+        raise spec.error(("data", "train_transforms"), f"train_transforms change the sample shape from "
+                         f"{list(shape)} to {list(train_shape)}, but {role} batches do not get them — keep the shape "
+                         f"(e.g. RandomCrop with padding), or resize in transforms")
     raise spec.error(path, f"the {role} data gives samples of shape {list(shape)} but the training "
                            f"data gives {list(train_shape)}; they must match")
 
