@@ -142,3 +142,43 @@ def test_the_model_summary_is_printed_when_fit_starts_unless_disabled(tmp_path):
     console = quiet()
     run(tmp_path, "trainer.enable_model_summary=false", console=console)
     assert "Total params" not in console.file.getvalue()
+
+
+def _metric_column(result, name: str) -> list[float]:
+    import csv
+
+    with open(result.run_dir / "metrics.csv") as file:
+        return [float(row[name]) for row in csv.DictReader(file) if row.get(name)]
+
+
+def test_learning_rate_monitor_logs_momentum_and_weight_decay(tmp_path):
+    result = run(tmp_path, "optimizer={SGD: {lr: 0.5, momentum: 0.9, weight_decay: 0.001}}",
+                 "callbacks=[{LearningRateMonitor: {logging_interval: epoch, log_momentum: true, "
+                 "log_weight_decay: true}}]")
+    assert _metric_column(result, "momentum-SGD") == [0.9, 0.9]
+    assert _metric_column(result, "weight_decay-SGD") == [0.001, 0.001]
+    result = run(tmp_path, "optimizer={AdamW: {lr: 0.01, betas: [0.8, 0.99]}}",
+                 "callbacks=[{LearningRateMonitor: {logging_interval: epoch, log_momentum: true}}]")
+    assert _metric_column(result, "momentum-AdamW") == [0.8, 0.8]
+
+
+def test_early_stopping_thresholds_stop_at_once(tmp_path):
+    reached = run(tmp_path, "trainer.max_epochs=10",
+                  "callbacks=[{EarlyStopping: {monitor: val/loss, stopping_threshold: 100.0, patience: 50}}]")
+    assert reached.epochs == 1 and reached.stopped_early  # any loss is below 100
+    diverged = run(tmp_path, "trainer.max_epochs=10",
+                   "callbacks=[{EarlyStopping: {monitor: val/loss, divergence_threshold: 0.0, patience: 50}}]")
+    assert diverged.epochs == 1 and diverged.stopped_early  # any loss is above 0
+
+
+def test_early_stopping_not_strict_runs_on_without_its_metric(tmp_path):
+    with pytest.raises(SpecError, match="EarlyStopping monitor 'val/acc'"):
+        run(tmp_path, "callbacks=[{EarlyStopping: {monitor: val/acc}}]")
+    result = run(tmp_path, "trainer.max_epochs=3", "callbacks=[{EarlyStopping: {monitor: val/acc, strict: false}}]")
+    assert result.epochs == 3 and not result.stopped_early
+
+
+def test_early_stopping_can_check_at_the_end_of_the_training_epoch(tmp_path):
+    result = run(tmp_path, "trainer.max_epochs=10", "callbacks=[{EarlyStopping: {monitor: train/loss, mode: max, "
+                 "patience: 0, check_on_train_epoch_end: true, verbose: true}}]")
+    assert result.epochs == 2  # the loss falls: no improvement in "max" after the first epoch
