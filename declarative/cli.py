@@ -31,8 +31,7 @@ OVERRIDES_HELP = "Overrides as key.path=value, e.g. trainer.max_epochs=3 data.ba
 
 
 def _fail(exc: SpecError) -> typer.Exit:
-    for problem in exc.problems:
-        err.print(str(problem), markup=False)
+    _report(exc.problems)
     return typer.Exit(1)
 
 
@@ -65,15 +64,18 @@ def run(
 
         out.print(spec_text(spec), end="", markup=False)
         return
+    from declarative.interrupt import Terminated, terminate_as_interrupt
     from declarative.run import fit_spec
 
     try:
-        fit_spec(spec, console=out)
+        with terminate_as_interrupt():
+            fit_spec(spec, console=out)
     except SpecError as exc:
         raise _fail(exc) from None
-    except KeyboardInterrupt:
-        err.print("interrupted: the run folder keeps the checkpoints saved so far")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        cause = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        err.print(f"{cause}: the run folder keeps the checkpoints saved so far")
+        raise typer.Exit(Terminated.exit_code if isinstance(exc, Terminated) else 130) from None
 
 
 @app.command()
@@ -114,9 +116,15 @@ def validate(
         raise typer.Exit(1)
 
 
+MAX_SHOWN = 50  # problems printed per file: a broken file of a million keys must not print a million lines
+
+
 def _report(problems) -> None:
-    for problem in problems:
+    for problem in problems[:MAX_SHOWN]:
         err.print(str(problem), markup=False)
+    if len(problems) > MAX_SHOWN:
+        err.print(f"{problems[0].location.file}: note: {len(problems) - MAX_SHOWN} more problems not shown",
+                  markup=False)
 
 
 @app.command()
@@ -188,7 +196,11 @@ def schema(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:  # a missing folder, no permission, a full disk
+            err.print(f"{output}: cannot write the schema: {exc.strerror or exc}", markup=False)
+            raise typer.Exit(1) from None
 
 
 KINDS = ["layer", "loss", "optimizer", "scheduler", "source", "transform", "callback", "logger", "metric"]

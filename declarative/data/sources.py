@@ -12,6 +12,7 @@ located spec error at that argument's line.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -218,8 +219,8 @@ def _read_npz(file: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str,
         raise SourceError(f"{file.name} is not a .npz file (a zip archive written by numpy.savez)", "path")
     try:
         loaded = np.load(file, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:  # e.g. a truncated archive
-        raise SourceError(f"{file.name} is not a readable .npz file ({exc})", "path") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # e.g. a truncated archive
+        raise SourceError(f"{file.name} is not a readable .npz file ({exc}); was it copied whole?", "path") from None
     with loaded:
         arrays: dict[str, torch.Tensor] = {}
         for name in wanted:
@@ -230,6 +231,9 @@ def _read_npz(file: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str,
             except ValueError as exc:  # object arrays need pickle, which is never allowed
                 raise SourceError(f"{file.name}: array '{name}' holds Python objects ({exc}); "
                                   f"store numeric arrays", "path") from None
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # a damaged member
+                raise SourceError(f"{file.name}: array '{name}' cannot be read ({exc}); was the file copied "
+                                  f"whole?", "path") from None
             arrays[name] = _tensor(array, file, name)
         return list(loaded.files), arrays
 
@@ -265,7 +269,7 @@ def _read_pt(file: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
     except UnreadableFile as exc:
         if not exc.pickled_objects:
             raise SourceError(f"{file.name} is not a file written by torch.save ({exc.reason})", "path") from None
-        raise SourceError(f"{file.name} holds Python objects that a weights-only load refuses ({exc.reason}); "
+        raise SourceError(f"{file.name} holds Python objects ({exc.reason}), which dtrain never loads; "
                           f"save a dict of tensors: torch.save({{'inputs': x, 'targets': y}}, path)",
                           "path") from None
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):

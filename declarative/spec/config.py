@@ -82,6 +82,8 @@ class DataConfig:
     num_workers: int | None = None  # DataLoader settings; None: chosen at run time
     pin_memory: bool | None = None
     persistent_workers: bool | None = None
+    drop_last: bool = False  # drop the training split's last batch when it is short (as DataLoader's drop_last)
+    check_finite: bool = True  # a NaN or infinite value in the data stops the run before training
     path: PathKey = ("data",)
 
     LOADER_SETTINGS = ("loader", "num_workers", "pin_memory", "persistent_workers")
@@ -213,6 +215,8 @@ class Spec:
             value = getattr(self.data, setting)
             if value is not None and value != "auto":
                 data[setting] = value
+        data.update({k: v for k, v in (("drop_last", self.data.drop_last), ("check_finite", self.data.check_finite))
+                     if v != getattr(DataConfig, k)})
         out: dict[str, Any] = {
             "name": self.name,
             "seed": self.seed,
@@ -272,7 +276,7 @@ def spec_from_document(doc: Document) -> Spec:
         train_transforms=[Component.parse(t, ("data", "train_transforms", i))
                           for i, t in enumerate(d.get("train_transforms") or [])],
         batch_size=d.get("batch_size", 32),
-        **{k: d[k] for k in DataConfig.LOADER_SETTINGS if k in d},
+        **{k: d[k] for k in (*DataConfig.LOADER_SETTINGS, "drop_last", "check_finite") if k in d},
     )
     m = raw["model"]
     model_input = m.get("input", "auto")

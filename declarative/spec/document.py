@@ -18,11 +18,32 @@ from declarative.errors import Location, Problem, SpecError
 PathKey = tuple  # a path into the document: str keys and int indices
 
 
+# Limits that keep a hostile or broken document from exhausting the stack, the memory or the time of
+# `dtrain validate`: a spec is a page or two of YAML; these are far beyond any real one.
+MAX_BYTES = 256_000  # characters of a spec file (real ones are a few thousand)
+MAX_DEPTH = 100  # mappings and lists nested in each other
+MAX_VALUES = 100_000  # keys and values once aliases are expanded (a "billion laughs" stops here)
+
+
 class _SpecLoader(yaml.SafeLoader):
     """SafeLoader (no Python objects, no code) that reads `1e-3` as a float, as YAML 1.2 does.
 
     PyYAML follows YAML 1.1, where a float needs a dot, so `lr: 1e-3` would be the string '1e-3'.
+    It also refuses nesting deeper than MAX_DEPTH before PyYAML's recursive composer runs out of stack.
     """
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, f"values are nested more than {MAX_DEPTH} deep",
+                                                  mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 _SpecLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
@@ -72,37 +93,64 @@ def _location(file: str, mark: yaml.Mark) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
+def _reader_problem(exc: yaml.reader.ReaderError, text: str, file: str) -> Problem:
+    """A character YAML does not allow (a NUL byte, say), located by its line and column."""
+    before = text[:exc.position]
+    line = before.count("\n") + 1
+    col = exc.position - (before.rfind("\n") + 1) + 1
+    return Problem(Location(file, line, col), f"YAML error: character #x{exc.character:04x} is not allowed in "
+                                              f"YAML ({exc.reason}) — a spec is plain text")
+
+
 def load_text(text: str, file: str) -> Document:
     """Parse YAML text into a Document; a syntax error becomes a located SpecError."""
     doc = Document(file=file, data=None)
-    loader = _SpecLoader(text)
+    if len(text) > MAX_BYTES:
+        raise SpecError(Problem(Location(file), f"the spec is longer than {MAX_BYTES:,} characters, the most a spec "
+                                                f"may hold (keep data in data files)"))
+    loader = None
+    expanded = 0  # keys and values visited, aliases counted each time they are used
+
+    def walk(node: yaml.Node, path: PathKey, holders: tuple[int, ...]) -> Any:
+        nonlocal expanded
+        expanded += 1
+        if expanded > MAX_VALUES:
+            raise SpecError(Problem(_location(file, node.start_mark),
+                                    f"the spec expands to more than {MAX_VALUES:,} values: aliases (*name) repeated "
+                                    f"inside aliases multiply them"))
+        if id(node) in holders:
+            raise SpecError(Problem(_location(file, node.start_mark),
+                                    "an alias refers to a value that holds it: it would repeat without end"))
+        doc.positions[path] = _location(file, node.start_mark)
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTIONS:
+            raise SpecError(Problem(_location(file, node.start_mark),
+                                    f"YAML tag {node.tag} is not allowed: a spec holds plain data only"))
+        if isinstance(node, yaml.MappingNode):
+            loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
+            holders = holders + (id(node),)
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = loader.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) else None
+                if not isinstance(key, str):
+                    shown = repr(key) if isinstance(key_node, yaml.ScalarNode) else "a list or mapping"
+                    raise SpecError(Problem(_location(file, key_node.start_mark), f"keys must be strings, got {shown}"))
+                if key in out:
+                    raise SpecError(Problem(_location(file, key_node.start_mark),
+                                            f"duplicate key '{key}': each key may appear once in a mapping"))
+                doc.key_positions[path + (key,)] = _location(file, key_node.start_mark)
+                out[key] = walk(value_node, path + (key,), holders)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            holders = holders + (id(node),)
+            return [walk(item, path + (i,), holders) for i, item in enumerate(node.value)]
+        return loader.construct_object(node, deep=True)
+
     try:
+        loader = _SpecLoader(text)  # inside the try: the reader checks the characters as it starts
         node = loader.get_single_node()
-
-        def walk(node: yaml.Node, path: PathKey) -> Any:
-            doc.positions[path] = _location(file, node.start_mark)
-            if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTIONS:
-                raise SpecError(Problem(_location(file, node.start_mark),
-                                        f"YAML tag {node.tag} is not allowed: a spec holds plain data only"))
-            if isinstance(node, yaml.MappingNode):
-                loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
-                out: dict[str, Any] = {}
-                for key_node, value_node in node.value:
-                    key = loader.construct_object(key_node, deep=True)
-                    if not isinstance(key, str):
-                        raise SpecError(Problem(_location(file, key_node.start_mark),
-                                                f"keys must be strings, got {key!r}"))
-                    if key in out:
-                        raise SpecError(Problem(_location(file, key_node.start_mark),
-                                                f"duplicate key '{key}': each key may appear once in a mapping"))
-                    doc.key_positions[path + (key,)] = _location(file, key_node.start_mark)
-                    out[key] = walk(value_node, path + (key,))
-                return out
-            if isinstance(node, yaml.SequenceNode):
-                return [walk(item, path + (i,)) for i, item in enumerate(node.value)]
-            return loader.construct_object(node, deep=True)
-
-        doc.data = walk(node, ()) if node is not None else None
+        doc.data = walk(node, (), ()) if node is not None else None
+    except yaml.reader.ReaderError as exc:
+        raise SpecError(_reader_problem(exc, text, file)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = _location(file, mark) if mark else Location(file)
@@ -111,14 +159,16 @@ def load_text(text: str, file: str) -> Document:
     except yaml.YAMLError as exc:  # e.g. an unsupported tag
         raise SpecError(Problem(Location(file), f"YAML error: {exc}")) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc
 
 
 def load_file(path: str | Path) -> Document:
     path = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as file:
+            text = file.read(MAX_BYTES + 1)  # no further: the file may be endless (a device, a pipe)
     except FileNotFoundError:
         raise SpecError(Problem(Location(path), "no such file")) from None
     except IsADirectoryError:

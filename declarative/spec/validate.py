@@ -15,6 +15,7 @@ from typing import Iterable
 from declarative.errors import Location, Problem, SpecError
 from declarative.spec.document import Document, load_file
 from declarative.spec.overrides import apply_overrides
+from declarative.spec.safety import non_finite_problems, run_name_problems
 
 REPO_SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "spec.schema.json"
 
@@ -32,14 +33,21 @@ def committed_schema() -> dict:
     return spec_schema()
 
 
+def _is_integer(checker, instance) -> bool:
+    """An integer is an int: JSON Schema would take 32.0 as well, which then fails where torch wants an int."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 @functools.cache
 def _validator(blocks: str = "{}"):
     """The schema's validator, told the spec's blocks (as JSON, to be a cache key)."""
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, validators
 
     from declarative.model.syntax import specialise
 
-    return Draft202012Validator(specialise(committed_schema(), json.loads(blocks)))
+    strict = validators.extend(Draft202012Validator,
+                               type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+    return strict(specialise(committed_schema(), json.loads(blocks)))
 
 
 def _blocks_key(data: dict) -> str:
@@ -64,6 +72,8 @@ def schema_problems(doc: Document) -> list[Problem]:
     for error in validator.iter_errors(doc.data):
         problems.extend(problems_from_error(error, doc, validator.schema))
     problems.extend(_scheduler_problems(doc))
+    problems.extend(non_finite_problems(doc))
+    problems.extend(run_name_problems(doc))
     problems.extend(item_problems(doc))
     problems.extend(block_problems(doc, committed_schema()["$defs"]["layer"]["else"]["properties"]))
     return _ordered(problems)

@@ -104,8 +104,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise SpecError(Problem(Location(where), "is a folder, not a checkpoint file")) from None
     except UnreadableFile as exc:
         if exc.pickled_objects:
-            raise _not_a_checkpoint(where, f"it holds Python objects that weights_only loading refuses "
-                                           f"({exc.reason})") from None
+            raise _not_a_checkpoint(where, f"it holds Python objects ({exc.reason}), which dtrain never loads: "
+                                           f"they could run code. A dtrain checkpoint holds only tensors and plain "
+                                           f"values") from None
         raise _not_a_checkpoint(where, f"torch.load cannot read it ({exc.reason})") from None
     if not isinstance(contents, dict):
         raise _not_a_checkpoint(where, f"it holds a {type(contents).__name__}, not a dtrain checkpoint's dict")
