@@ -53,6 +53,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
     from declarative.data import build_data, check_model_input
     from declarative.data.targets import check_targets_fit_model
     from declarative.model.builder import build_model, plan_model
+    from declarative.training.preflight import check_before_training
 
     console = console or Console()
     accelerator = select_accelerator(spec)
@@ -74,6 +75,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
         model = trainer.prepare(model)
         loss_fn = trainer.prepare(build_loss(spec))
         optimizer = OPTIMIZERS.build_component(spec.optimizer, spec, params=model.parameters())
+        check_before_training(spec, plan, data)  # a scheduler too short, a last batch BatchNorm cannot train on
         scheduler = build_scheduler(spec, optimizer, limit_batches(spec, len(data.train), "limit_train_batches"))
         # The run folder comes after everything that can reject the spec, and goes again if fit's own
         # checks reject it: a rejected spec leaves no run folder behind.

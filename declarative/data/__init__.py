@@ -215,13 +215,14 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
             present = {role: TensorDataset(split.inputs, split.targets) for role, split in present.items()}
 
     batches: dict[str, Batches | LoaderBatches | None] = dict.fromkeys(roles)
+    drop_last = {role: data.drop_last and role == "train" for role in roles}  # val and test keep every sample
     if mode == "memory":
         for role, split in present.items():
             head = heads[role]
             split = _precomputed(split, Pipeline(pipelines[role][:head]), device)
             rest = Pipeline(pipelines[role][head:])
             batches[role] = Batches(split.inputs, split.targets, data.batch_size, transform=rest or None,
-                                    shuffle=role == "train", seed=spec.seed)
+                                    shuffle=role == "train", seed=spec.seed, drop_last=drop_last[role])
         description = f"data: in memory on {device} ({describe_size(held)})"
     else:
         for role, split in present.items():
@@ -230,7 +231,8 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
             settings = loader_settings(spec, device, split)
             pipeline = Pipeline(pipelines[role])
             batches[role] = LoaderBatches(split, data.batch_size, device=device, settings=settings,
-                                          transform=pipeline or None, shuffle=role == "train", seed=spec.seed)
+                                          transform=pipeline or None, shuffle=role == "train", seed=spec.seed,
+                                          drop_last=drop_last[role])
         description = f"data: DataLoader, {batches['train'].settings.describe()}" + (f" ({reason})" if reason else "")
 
     return DataModule(train=batches["train"], val=batches["val"], test=batches["test"], input_shape=input_shape,

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from declarative.spec.config import Spec
-from declarative.training.checkpoint import atomic_write, used_data_values
+from declarative.training.checkpoint import atomic_write, remove_stale_temps, used_data_values
 
 __all__ = ["RunDir", "spec_text"]
 
@@ -49,6 +49,9 @@ class RunDir:
         """Make the next free `version_<N>` folder and write the resolved spec into it."""
         parent = Path(spec.trainer.default_root_dir).resolve() / spec.name  # absolute: results.json paths work anywhere
         parent.mkdir(parents=True, exist_ok=True)
+        for earlier in parent.glob("version_*"):  # what saves of earlier runs, killed mid-write, left
+            remove_stale_temps(earlier)
+            remove_stale_temps(earlier / "checkpoints")
         version = _next_version(parent)
         while True:  # another run may take a number between our look and our mkdir
             try:
