@@ -217,9 +217,15 @@ def _read_npz(file: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str,
                           f"inputs and a targets array: numpy.savez(path, inputs=..., targets=...)", "path")
     if not magic.startswith(b"PK"):  # numpy would try pickle here, and suggest allowing it
         raise SourceError(f"{file.name} is not a .npz file (a zip archive written by numpy.savez)", "path")
+    if not zipfile.is_zipfile(file):  # numpy would fall back to pickle, and suggest allowing it
+        raise SourceError(f"{file.name} is not a readable .npz file (its zip archive is damaged or cut short); "
+                          f"was it copied whole?", "path")
     try:
         loaded = np.load(file, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # e.g. a truncated archive
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # e.g. a damaged archive
+        if "pickle" in str(exc):  # numpy's advice here is to allow pickle: never
+            raise SourceError(f"{file.name} holds Python objects (pickled object arrays), which dtrain never loads; "
+                              f"store numeric arrays", "path") from None
         raise SourceError(f"{file.name} is not a readable .npz file ({exc}); was it copied whole?", "path") from None
     with loaded:
         arrays: dict[str, torch.Tensor] = {}
@@ -228,9 +234,9 @@ def _read_npz(file: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str,
                 continue
             try:
                 array = loaded[name]
-            except ValueError as exc:  # object arrays need pickle, which is never allowed
-                raise SourceError(f"{file.name}: array '{name}' holds Python objects ({exc}); "
-                                  f"store numeric arrays", "path") from None
+            except ValueError:  # object arrays need pickle, which is never allowed (nor suggested)
+                raise SourceError(f"{file.name}: array '{name}' holds Python objects (a pickled object array), "
+                                  f"which dtrain never loads; store numeric arrays", "path") from None
             except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # a damaged member
                 raise SourceError(f"{file.name}: array '{name}' cannot be read ({exc}); was the file copied "
                                   f"whole?", "path") from None
@@ -247,7 +253,10 @@ def _read_npy(file: Path, argument: str) -> torch.Tensor:
         raise SourceError(f"{file.name} is not a .npy file ({why})", argument)
     try:
         array = np.load(file, allow_pickle=False)
-    except ValueError as exc:  # object arrays need pickle, which is never allowed; a truncated file
+    except (ValueError, OSError, EOFError) as exc:  # object arrays need pickle, which is never allowed; a truncated file
+        if "pickle" in str(exc):  # numpy's advice here is to allow pickle: never
+            raise SourceError(f"{file.name} holds Python objects (a pickled object array), which dtrain never "
+                              f"loads; store a numeric array", argument) from None
         raise SourceError(f"{file.name} is not a readable numeric .npy file ({exc})", argument) from None
     return _tensor(array, file, file.stem, argument)
 

@@ -54,7 +54,13 @@ _SpecLoader.add_implicit_resolver(
 )
 
 
+# YAML 1.2's core schema: no timestamps (a date stays the string it looks like), no binary, no Python.
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _SpecLoader.yaml_implicit_resolvers.items()}
+
 _PLAIN_COLLECTIONS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+_PLAIN_SCALARS = {f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null", "merge")}
 
 
 @dataclass
@@ -122,7 +128,7 @@ def load_text(text: str, file: str) -> Document:
             raise SpecError(Problem(_location(file, node.start_mark),
                                     "an alias refers to a value that holds it: it would repeat without end"))
         doc.positions[path] = _location(file, node.start_mark)
-        if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTIONS:
+        if node.tag not in (_PLAIN_SCALARS if isinstance(node, yaml.ScalarNode) else _PLAIN_COLLECTIONS):
             raise SpecError(Problem(_location(file, node.start_mark),
                                     f"YAML tag {node.tag} is not allowed: a spec holds plain data only"))
         if isinstance(node, yaml.MappingNode):

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 from declarative.errors import Problem
 from declarative.spec.document import Document, PathKey
+from declarative.spec.messages import _name
 
 __all__ = ["RUN_NAME_PATTERN", "MAX_RUN_NAME", "non_finite_problems", "run_name_problems", "yaml_number"]
 
@@ -47,7 +48,7 @@ def non_finite_problems(doc: Document) -> list[Problem]:
     """Every NaN or infinite number in the spec, at the line that wrote it."""
     problems = []
     for path, value in _non_finite(doc.data, ()):
-        name = path[-1] if path and isinstance(path[-1], str) else "a value"
+        name = _name(path)
         problems.append(doc.problem(path, f"{name} is {yaml_number(value)}, but numbers in a spec must be finite — "
                                           f"leave a setting out for its default"))
     return problems
