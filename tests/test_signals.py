@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from declarative.cli import app
@@ -19,7 +20,7 @@ LONG_RUN = """\
 name: long
 seed: 0
 data:
-  source: {Synthetic: {shape: [8], size: 512, num_classes: 3}}
+  source: {Synthetic: {shape: [8], size: 64, num_classes: 3}}
   batch_size: 16
 model:
   input: [8]
@@ -40,21 +41,27 @@ def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> No
         time.sleep(0.2)
 
 
-def test_sigterm_ends_a_run_as_ctrl_c_does_keeping_its_checkpoints(tmp_path):
+@pytest.mark.parametrize("sent, code, says", [
+    (signal.SIGTERM, 143, "terminated (SIGTERM): the run folder keeps the checkpoints saved so far"),
+    (signal.SIGINT, 130, "interrupted: the run folder keeps the checkpoints saved so far"),  # Ctrl-C
+], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_ends_a_run_as_ctrl_c_does_keeping_its_checkpoints(tmp_path, sent, code, says):
     (tmp_path / "long.yaml").write_text(LONG_RUN)
     process = subprocess.Popen([sys.executable, "-m", "declarative", "run", "long.yaml"], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # a shell's background job starts with SIGINT ignored; Ctrl-C's is what is tested
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         last = tmp_path / "runs" / "long" / "version_0" / "checkpoints" / "last.ckpt"
         _wait_for(last, process)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(sent)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 143
+    assert process.returncode == code
     assert "Traceback" not in stdout + stderr
-    assert stderr.strip() == "terminated (SIGTERM): the run folder keeps the checkpoints saved so far"
+    assert stderr.strip() == says
     assert last.exists()
     assert not [p.name for p in last.parent.iterdir() if p.name.endswith(".tmp")]
 
@@ -107,4 +114,4 @@ def test_a_shared_checkpoint_folder_is_swept_when_a_run_starts_saving_there(tmp_
     result = CliRunner().invoke(app, ["run", "short.yaml"])
     assert result.exit_code == 0, result.stdout + result.stderr
     assert not stale.exists()
-    assert [p.name for p in shared.iterdir()] == ["epoch=0-step=32.ckpt"]
+    assert [p.name for p in shared.iterdir()] == ["epoch=0-step=4.ckpt"]

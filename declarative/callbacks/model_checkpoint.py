@@ -80,6 +80,11 @@ class ModelCheckpoint(Callback):
             self.dirpath = str(trainer.checkpoint_dir)
         from declarative.training.checkpoint import remove_stale_temps
 
+        try:  # a folder it cannot write is found now, not at the first save
+            os.makedirs(self.dirpath, exist_ok=True)
+        except OSError as exc:
+            raise trainer.spec.error(self.spec_path + ("dirpath",), f"cannot make the checkpoint folder "
+                                                                    f"{self.dirpath}: {exc.strerror or exc}") from None
         remove_stale_temps(self.dirpath)  # a dirpath that runs share: what killed saves left in it
         if self.monitor is not None:
             require_metric(trainer, self.monitor, self.spec_path + ("monitor",), "ModelCheckpoint monitor")

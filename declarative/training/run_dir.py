@@ -48,7 +48,11 @@ class RunDir:
     def create(cls, spec: Spec) -> "RunDir":
         """Make the next free `version_<N>` folder and write the resolved spec into it."""
         parent = Path(spec.trainer.default_root_dir).resolve() / spec.name  # absolute: results.json paths work anywhere
-        parent.mkdir(parents=True, exist_ok=True)
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only place, a file where a folder should be, a full disk
+            raise spec.error(("trainer", "default_root_dir"), f"cannot make the run folder {parent}: "
+                                                               f"{exc.strerror or exc}") from None
         for earlier in parent.glob("version_*"):  # what saves of earlier runs, killed mid-write, left
             remove_stale_temps(earlier)
             remove_stale_temps(earlier / "checkpoints")
