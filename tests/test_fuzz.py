@@ -20,7 +20,7 @@ from typer.testing import CliRunner  # noqa: E402
 from declarative.cli import app  # noqa: E402
 from test_hostile import SPEC  # noqa: E402
 
-SECONDS_PER_EXAMPLE = 10  # the slowest example here takes well under a second: past this, it hangs
+SECONDS_PER_EXAMPLE = 30  # examples take well under a second (the first imports torch: seconds, on a busy machine)
 
 # CI runs the budget below; DTRAIN_FUZZ_SCALE=20 searches twenty times as long, e.g. before a release.
 SCALE = int(os.environ.get("DTRAIN_FUZZ_SCALE", "1"))
