@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from declarative.errors import SpecError, UsageError
+from declarative.errors import SpecError, UsageError, printable
 
 app = typer.Typer(
     name="dtrain",
@@ -36,7 +36,7 @@ def _fail(exc: SpecError) -> typer.Exit:
 
 
 def _usage(exc: UsageError) -> typer.Exit:
-    err.print(f"usage error: {exc}", markup=False)
+    err.print(printable(f"usage error: {exc}"), markup=False)
     return typer.Exit(2)
 
 
@@ -110,8 +110,8 @@ def validate(
                 failed = True
                 _report(problems)
             if spec.model.skipped:
-                err.print(f"{doc.file}: note: the model is not checked: it takes values from data that cannot be "
-                          "read here (input: auto, ${data.*})", markup=False)
+                err.print(printable(f"{doc.file}: note: the model is not checked: it takes values from data that "
+                                    "cannot be read here (input: auto, ${data.*})"), markup=False)
     if failed:
         raise typer.Exit(1)
 
@@ -123,8 +123,8 @@ def _report(problems) -> None:
     for problem in problems[:MAX_SHOWN]:
         err.print(str(problem), markup=False)
     if len(problems) > MAX_SHOWN:
-        err.print(f"{problems[0].location.file}: note: {len(problems) - MAX_SHOWN} more problems not shown",
-                  markup=False)
+        err.print(printable(f"{problems[0].location.file}: note: {len(problems) - MAX_SHOWN} more problems not "
+                            f"shown"), markup=False)
 
 
 @app.command()
@@ -199,7 +199,7 @@ def schema(
         try:
             output.write_text(text, encoding="utf-8")
         except OSError as exc:  # a missing folder, no permission, a full disk
-            err.print(f"{output}: cannot write the schema: {exc.strerror or exc}", markup=False)
+            err.print(printable(f"{output}: cannot write the schema: {exc.strerror or exc}"), markup=False)
             raise typer.Exit(1) from None
 
 
@@ -219,8 +219,8 @@ def layers(
         from declarative.errors import did_you_mean
 
         hint = did_you_mean(kind, KINDS)
-        err.print(f"usage error: unknown --kind '{kind}'" + (f" — {hint}" if hint else "")
-                  + f" (one of: {', '.join(KINDS)})")
+        err.print(printable(f"usage error: unknown --kind '{kind}'" + (f" — {hint}" if hint else "")
+                            + f" (one of: {', '.join(KINDS)})"), markup=False)
         raise typer.Exit(2)
     from declarative.spec.schema import registries
 

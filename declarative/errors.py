@@ -24,13 +24,22 @@ class Location:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+def printable(text: str) -> str:
+    """Text with its control characters escaped (`\\n`, `\\x1e`): a value from a file prints on one line, as
+    written, and cannot move the terminal's cursor."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 @dataclass(frozen=True)
 class Problem:
     location: Location
     message: str
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
+        """One line: `file:line:col: message`."""
+        return printable(f"{self.location}: {self.message}")
 
 
 class SpecError(Exception):

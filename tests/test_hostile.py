@@ -208,6 +208,8 @@ CASES = [
     bad_spec("name-absolute", edit("name: hostile", "name: /tmp/x"), "may hold only letters"),
     bad_spec("name-hidden", edit("name: hostile", "name: .hidden"), "may hold only letters"),
     bad_spec("name-empty", edit("name: hostile", "name: ''"), "may hold only letters"),
+    bad_spec("name-control-characters", edit("name: hostile", 'name: "a\\x1eb\\nc\\e[2J"'),
+             "'a\\x1eb\\nc\\x1b[2J' may hold only letters"),
     bad_spec("name-number", edit("name: hostile", "name: 3"), "name must be a string"),
     Case("name-from-dots-file", ["validate", "...yaml"], {"...yaml": edit("name: hostile\n", "")}, 1,
          "the run is named after the file, but '..' cannot name a run folder", r"\.\.\.yaml:\d+:\d+: "),
@@ -236,6 +238,9 @@ CASES = [
                                                    "layers: [ReLU]}}]}\n"), "more than 10,000 layers"),
     bad_spec("repeat-float", edit("    - ReLU\n", "    - repeat: {times: 2.0, layers: [ReLU]}\n"), "write 2"),
     bad_spec("repeat-zero", edit("    - ReLU\n", "    - repeat: {times: 0, layers: [ReLU]}\n"), "times must be"),
+    bad_spec("block-param-float", edit("  layers:\n", "  blocks:\n    Wide: {params: {width: 16.0}, layers: "
+                                                   "[{Linear: {out_features: '${width}'}}]}\n  layers:\n    - Wide\n"),
+             "out_features is 16.0 (from '${width}'), but it must be an integer"),
     bad_spec("block-uses-itself", edit("  layers:\n", "  blocks:\n    Loop: {layers: [Loop]}\n  layers:\n    - Loop\n"),
              "blocks cannot recurse"),
     # -- structure ------------------------------------------------------------------------------------------------
@@ -332,6 +337,8 @@ CASES = [
     Case("run-spec-missing", ["run", "nope.yaml"], {}, 1, "no such file", r"nope\.yaml: "),
     Case("schema-into-missing-folder", ["schema", "-o", "no/such/folder/s.json"], {}, 1, "cannot write the schema",
          r"no/such/folder/s\.json: "),
+    Case("layers-kind-markup", ["layers", "--kind", "[bold]x\ny"], {}, 2, "unknown --kind '[bold]x\\ny'",
+         "usage error: "),
     Case("layers-unknown-kind", ["layers", "--kind", "optimiser"], {}, 2, "did you mean 'optimizer'", "usage error: "),
 ]
 

@@ -280,15 +280,14 @@ class _Planner:
 
     def _check_referenced(self, entry, component: Component, kwargs: dict, label: str) -> None:
         """A value that came from a `${...}` reference meets the schema its argument has."""
-        from jsonschema import Draft202012Validator
-
         from declarative.spec.messages import describe, show
+        from declarative.spec.validate import validator_class
 
         for key, raw in component.kwargs.items():
             if key not in entry.params or kwargs[key] == raw:
                 continue
             schema = entry.params[key].schema
-            if not Draft202012Validator(schema).is_valid(kwargs[key]):
+            if not validator_class()(schema).is_valid(kwargs[key]):
                 raise self.spec.error(component.path + (component.name, key),
                                       f"{label}: {key} is {show(kwargs[key])} (from {show(raw)}), but it must be "
                                       f"{describe(schema)}")

@@ -39,15 +39,20 @@ def _is_integer(checker, instance) -> bool:
 
 
 @functools.cache
-def _validator(blocks: str = "{}"):
-    """The schema's validator, told the spec's blocks (as JSON, to be a cache key)."""
+def validator_class():
+    """Draft 2020-12, with one change: an integer is an int (`32.0` is not), wherever the spec's values are checked."""
     from jsonschema import Draft202012Validator, validators
 
+    return validators.extend(Draft202012Validator,
+                             type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+
+
+@functools.cache
+def _validator(blocks: str = "{}"):
+    """The schema's validator, told the spec's blocks (as JSON, to be a cache key)."""
     from declarative.model.syntax import specialise
 
-    strict = validators.extend(Draft202012Validator,
-                               type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
-    return strict(specialise(committed_schema(), json.loads(blocks)))
+    return validator_class()(specialise(committed_schema(), json.loads(blocks)))
 
 
 def _blocks_key(data: dict) -> str:
