@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from declarative.cli import app
@@ -116,6 +117,22 @@ def bad_override(id: str, override: str, says: str, code: int = 2, at: str = "us
 
 def bad_checkpoint(id: str, write: Callable[[Path], None] | bytes, says: str) -> Case:
     return Case(id, ["test", "model.ckpt"], {"model.ckpt": write}, 1, says, r"model\.ckpt: ")
+
+
+def embedding(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    """A checkpoint shaped as dtrain writes one, whose embedded spec `change` has altered."""
+    def write(path: Path) -> None:
+        spec = yaml.safe_load(SPEC)
+        change(spec)
+        torch.save({"dtrain_version": "0.1.0", "spec": spec, "state_dict": {}}, path)
+    return write
+
+
+def nested(depth: int):
+    value = "x"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
 
 
 def deep_blocks(depth: int) -> str:
@@ -329,6 +346,16 @@ CASES = [
     bad_checkpoint("checkpoint-text", b"hello\n", "torch.load cannot read it"),
     bad_checkpoint("checkpoint-a-list", lambda p: torch.save([torch.ones(1)], p), "it holds a list"),
     bad_checkpoint("checkpoint-foreign-dict", lambda p: torch.save({"state_dict": {}}, p), "it has no 'dtrain_version'"),
+    bad_checkpoint("checkpoint-spec-nested-deep", embedding(lambda spec: spec.update(description=nested(150))),
+                   "its spec is nested more than 100 deep"),
+    bad_checkpoint("checkpoint-spec-integer-key", embedding(lambda spec: spec.update({3: "x"})),
+                   "its spec has a key that is not a string"),
+    bad_checkpoint("checkpoint-spec-tensor", embedding(lambda spec: spec.update(description=torch.zeros(2))),
+                   "its spec holds a Tensor"),
+    bad_checkpoint("checkpoint-spec-nan", embedding(lambda spec: spec["optimizer"]["SGD"].update(lr=float("nan"))),
+                   "lr is .nan"),
+    bad_checkpoint("checkpoint-spec-escaping-name", embedding(lambda spec: spec.update(name="../../x")),
+                   "may hold only letters"),
     Case("checkpoint-missing", ["test", "model.ckpt"], {}, 1, "no such checkpoint file", r"model\.ckpt: "),
     Case("checkpoint-is-a-folder", ["test", "model.ckpt"], {"model.ckpt/x": b""}, 1, "is a folder", r"model\.ckpt: "),
     # -- the command line -------------------------------------------------------------------------------------------

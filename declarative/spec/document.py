@@ -170,6 +170,27 @@ def load_text(text: str, file: str) -> Document:
     return doc
 
 
+def plain_data_problem(data: Any, file: str) -> Problem | None:
+    """What keeps data that did not come through the YAML loader (a checkpoint's embedded spec) from being
+    a spec's plain data: a value of another type, a key that is not a string, or the loader's limits."""
+    stack, count = [(data, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH or count > MAX_VALUES:
+            return Problem(Location(file), f"its spec is nested more than {MAX_DEPTH} deep or holds more than "
+                                           f"{MAX_VALUES:,} values")
+        if isinstance(value, dict):
+            if not all(isinstance(key, str) for key in value):
+                return Problem(Location(file), "its spec has a key that is not a string")
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif value is not None and not isinstance(value, (str, int, float, bool)):
+            return Problem(Location(file), f"its spec holds a {type(value).__name__} where a spec holds plain data")
+    return None
+
+
 def load_file(path: str | Path) -> Document:
     path = str(path)
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 from declarative.errors import Location, Problem, SpecError
-from declarative.spec.document import Document, load_file
+from declarative.spec.document import Document, load_file, plain_data_problem
 from declarative.spec.overrides import apply_overrides
 from declarative.spec.safety import non_finite_problems, run_name_problems
 
@@ -221,5 +221,8 @@ def load_spec(path: str | Path, overrides: Iterable[str] = (), *, semantic: bool
 def spec_from_data(data: dict, origin: str, *, semantic: bool = True, overrides: Iterable[str] = ()):
     """A spec embedded elsewhere (a checkpoint, a run's spec.yaml already parsed), with command-line
     overrides applied → a checked Spec."""
+    problem = plain_data_problem(data, origin)  # it did not come through the YAML loader and its limits
+    if problem:
+        raise SpecError(problem)
     doc = apply_overrides(Document(file=origin, data=data, positions={(): Location(origin)}), list(overrides))
     return validate_document(doc, semantic=semantic)
