@@ -50,27 +50,30 @@ def sync(device: torch.device) -> None:
 # --------------------------------------------------------------------------- the three contenders
 
 def dtrain_epoch(root: Path, device: torch.device) -> tuple[float, float]:
-    """(setup seconds, epoch seconds) of specs/mnist_mlp.yaml through dtrain's Trainer."""
+    """(setup seconds, epoch seconds) of specs/mnist_mlp.yaml through dtrain's data and its spec-free Trainer."""
     from declarative.data import build_data
     from declarative.model.builder import build_model
     from declarative.spec.validate import load_spec
-    from declarative.training.accelerator import select_accelerator
+    from declarative.training.accelerators import select_accelerator
     from declarative.training.components import LOSSES, OPTIMIZERS
-    from declarative.training.precision import select_precision
+    from declarative.training.metrics import StageMetrics
+    from declarative.training.precision import FullPrecision
+    from declarative.training.settings import TrainerSettings
+    from declarative.training.strategies import SingleDeviceStrategy
     from declarative.training.trainer import Trainer
 
     start = time.perf_counter()
     spec = load_spec(REPO / "specs" / "mnist_mlp.yaml", [
-        f"data.source.MNIST.root={root}", "data.source.MNIST.download=false", "trainer.max_epochs=1",
-        "trainer.enable_progress_bar=false", "logger=false", f"trainer.accelerator={device.type}"])
+        f"data.source.MNIST.root={root}", "data.source.MNIST.download=false", f"trainer.accelerator={device.type}"])
     spec.data.val = None  # one training epoch, no validation
-    spec.callbacks = []
-    accelerator = select_accelerator(spec)
+    strategy = SingleDeviceStrategy().configure(select_accelerator(device.type), [device.index or 0])
     model = build_model(spec)
-    data = build_data(spec, accelerator.device)
-    trainer = Trainer(spec, accelerator=accelerator, precision=select_precision(spec, accelerator))
-    model = trainer.prepare(model)
-    loss_fn = trainer.prepare(LOSSES.build_component(spec.loss, spec))
+    data = build_data(spec, strategy.root_device)
+    settings = TrainerSettings(max_epochs=1, enable_progress_bar=False, num_sanity_val_steps=0)
+    trainer = Trainer(settings, strategy=strategy, precision=FullPrecision(),
+                      metrics={stage: StageMetrics(stage, {}) for stage in ("train", "val", "test")})
+    model = trainer.setup_module(model)
+    loss_fn = LOSSES.build_component(spec.loss, spec).to(strategy.root_device)
     optimizer = OPTIMIZERS.build_component(spec.optimizer, spec, params=model.parameters())
     data.test = None
     sync(device)

@@ -7,6 +7,7 @@ never a traceback), 2 a command line that cannot be understood.
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -31,6 +32,11 @@ OVERRIDES_HELP = "Overrides as key.path=value, e.g. trainer.max_epochs=3 data.ba
 
 
 def _fail(exc: SpecError) -> typer.Exit:
+    from declarative.training.launcher import launched_here, report_error
+
+    if launched_here():  # one process of a launched run: the launcher shows the first message, once
+        report_error("\n".join(str(problem) for problem in exc.problems))
+        return typer.Exit(1)
     _report(exc.problems)
     return typer.Exit(1)
 
@@ -60,22 +66,53 @@ def run(
     """Train, validate and test: logs and checkpoints go to runs/<name>/version_<N>/."""
     spec = _load(spec_file, overrides)
     if print_spec:
-        from declarative.training.run_dir import spec_text
+        from declarative.assembly.record import spec_text
 
         out.print(spec_text(spec), end="", markup=False)
         return
+    from declarative.assembly.plugins import plan_processes
+    from declarative.training.environments import detect_environment
+
+    try:
+        processes = plan_processes(spec, detect_environment())
+    except SpecError as exc:
+        raise _fail(exc) from None
+    if processes.needs_launch:  # one process per device, started as torchrun would; each runs this command
+        from declarative.training.launcher import launch
+
+        outcome = launch(processes.processes, ["run", str(spec_file), *(overrides or []), f"seed={spec.seed}"])
+        if outcome.message:
+            err.print(outcome.message, markup=False, soft_wrap=True)
+        raise typer.Exit(outcome.exit_code)
+    _fit(spec)
+
+
+def _fit(spec) -> None:
+    """Train in this process (alone, or as one process of a launched run)."""
     from declarative.interrupt import Terminated, terminate_as_interrupt
     from declarative.run import fit_spec
+    from declarative.training.launcher import launched_here, report_error
 
     try:
         with terminate_as_interrupt():
             fit_spec(spec, console=out)
     except SpecError as exc:
         raise _fail(exc) from None
-    except KeyboardInterrupt as exc:
-        cause = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        err.print(f"{cause}: the run folder keeps the checkpoints saved so far")
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (terminate_as_interrupt): the same cleanup
+        if not launched_here():
+            cause = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            err.print(f"{cause}: the run folder keeps the checkpoints saved so far")
         raise typer.Exit(Terminated.exit_code if isinstance(exc, Terminated) else 130) from None
+    except Exception as exc:
+        if not launched_here():
+            raise
+        # A process of a launched run: a failed collective means another process failed first (the
+        # launcher reports that one); anything else is reported as it is, without a traceback.
+        from declarative.training.errors import is_peer_failure
+
+        if not is_peer_failure(exc):
+            report_error(f"process {os.environ.get('RANK', '?')} failed: {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -203,7 +240,8 @@ def schema(
             raise typer.Exit(1) from None
 
 
-KINDS = ["layer", "loss", "optimizer", "scheduler", "source", "transform", "callback", "logger", "metric"]
+KINDS = ["layer", "loss", "optimizer", "scheduler", "source", "transform", "callback", "logger", "metric",
+         "accelerator", "strategy", "precision", "initializer", "batch_transform"]
 
 
 @app.command()
@@ -222,9 +260,9 @@ def layers(
         err.print(printable(f"usage error: unknown --kind '{kind}'" + (f" — {hint}" if hint else "")
                             + f" (one of: {', '.join(KINDS)})"), markup=False)
         raise typer.Exit(2)
-    from declarative.spec.schema import registries
+    from declarative.spec.schema import plugin_registries, registries
 
-    registry = registries()[kind]
+    registry = {**registries(), **plugin_registries()}[kind]
     entries = [e for e in registry.entries() if fnmatch.fnmatchcase(e.name.lower(), pattern.lower())]
     if not out.is_terminal:  # piped (grep, a file): one plain line per entry, nothing wrapped
         for entry in entries:

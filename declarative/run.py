@@ -1,13 +1,16 @@
-"""Run a spec: build every component, train, validate, test, and record it all in a run directory.
+"""Run a spec: assemble it, train, validate, test, and record it all in a run directory.
 
-This is the `build → run` end of the pipeline, what `dtrain run` and `dtrain test` call:
+This is what `dtrain run` and `dtrain test` call, on every process of a run:
 
     fit_spec(spec)          → runs/<name>/version_<N>/ with spec.yaml, logs, checkpoints, results.json
     test_checkpoint(path)   → the test metrics of a checkpoint, rebuilt from the spec it embeds
+
+Process 0 alone writes the run folder, the logs and the checkpoints, and prints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from dataclasses import dataclass
@@ -17,21 +20,24 @@ from typing import Any, Iterable
 import torch
 from rich.console import Console
 
+from declarative.assembly.build import Assembly, assemble
+from declarative.assembly.record import spec_text
+from declarative.assembly.tasks import task_summary
 from declarative.callbacks import CALLBACKS, ModelCheckpoint
 from declarative.errors import Location, Problem, SpecError
 from declarative.loggers import LOGGERS
 from declarative.spec.config import Component, Spec
-from declarative.training.accelerator import select_accelerator
 from declarative.training.checkpoint import load_checkpoint
-from declarative.training.components import OPTIMIZERS, SCHEDULERS
-from declarative.training.precision import select_precision
+from declarative.training.components import OPTIMIZERS
+from declarative.training.errors import EngineError, MisconfigurationError
+from declarative.training.param_groups import param_groups
 from declarative.training.progress import print_results
 from declarative.training.run_dir import RunDir
-from declarative.training.seed import reproducible, seed_everything
-from declarative.training.tasks import build_loss, resolve_task, task_summary
-from declarative.training.trainer import Trainer, estimated_stepping_batches, limit_batches
+from declarative.training.seed import reproducible
+from declarative.training.schedulers import build_scheduler as build_chain
+from declarative.training.trainer import LRSchedulerConfig, Trainer
 
-__all__ = ["RunResult", "fit_spec", "test_checkpoint"]
+__all__ = ["RunResult", "fit_spec", "test_checkpoint", "build_callbacks", "build_loggers", "build_scheduler"]
 
 
 @dataclass
@@ -50,62 +56,71 @@ class RunResult:
 
 def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
     """Train a spec, validate it, test it when it has a test split; everything lands in a new run directory."""
-    from declarative.data import build_data, check_model_input
-    from declarative.data.targets import check_targets_fit_model
-    from declarative.model.builder import build_model, plan_model
+    console = console or Console()
+    callbacks, paths = build_callbacks_with_paths(spec)
+    with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
+        run = assemble(spec, console=console, callbacks=callbacks, callback_paths=paths)
+        try:
+            return _fit(run, console)
+        finally:
+            run.strategy.teardown()
+
+
+def _fit(run: Assembly, console: Console) -> RunResult:
+    from declarative.model.builder import plan_model
     from declarative.training.preflight import check_before_training
 
-    console = console or Console()
-    accelerator = select_accelerator(spec)
-    precision = select_precision(spec, accelerator)
-    with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
-        data = data_for_plan(spec, accelerator.device)
-        plan = plan_model(spec)
-        model = build_model(spec, plan)  # seeded first: the same seed gives the same initial weights
-        data = data or build_data(spec, accelerator.device)
-        check_model_input(spec, data.input_shape)  # the input the plan resolved takes the data's samples
-        resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
-                     target_dtype=data.target_dtype)  # before the run folder: its spec.yaml records the task
-        check_targets_fit_model(spec, data.max_target, plan, data.min_target)
+    spec, trainer, strategy, data = run.spec, run.trainer, run.strategy, run.data
+    optimizer = OPTIMIZERS.build_component(spec.optimizer, spec,
+                                           params=param_groups(strategy.unwrap(run.model), spec.optimizer, spec))
+    try:
+        check_before_training(spec, plan_model(spec), data)  # a scheduler too short, a batch BatchNorm cannot train on
+        scheduler = build_scheduler(spec, optimizer, spec.trainer.settings().limit("train", len(data.train)))
+    except MisconfigurationError as exc:
+        raise run.locator.error(exc) from None
+    if strategy.is_global_zero:
         console.print(data.description, markup=False, highlight=False)
         if chosen := task_summary(spec):
             console.print(chosen, markup=False, highlight=False)
-        trainer = Trainer(spec, accelerator=accelerator, precision=precision, callbacks=build_callbacks(spec),
-                          console=console)
-        model = trainer.prepare(model)
-        loss_fn = trainer.prepare(build_loss(spec))
-        optimizer = OPTIMIZERS.build_component(spec.optimizer, spec, params=model.parameters())
-        check_before_training(spec, plan, data)  # a scheduler too short, a last batch BatchNorm cannot train on
-        scheduler = build_scheduler(spec, optimizer, limit_batches(spec, len(data.train), "limit_train_batches"))
-        # The run folder comes after everything that can reject the spec, and goes again if fit's own
-        # checks reject it: a rejected spec leaves no run folder behind.
-        run_dir = RunDir.create(spec)
-        trainer.root_dir = run_dir.path
-        trainer.loggers = build_loggers(spec, run_dir)
-        status, rejected = "failed", False
-        try:
-            trainer.fit(model, loss_fn, optimizer, data, scheduler)
-            if data.test is not None:
-                trainer.test(model, loss_fn, data.test, ckpt_path=trainer.best_model_path)
-            status = "success"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        except SpecError:
-            rejected = trainer.global_step == 0  # found by fit's checks or the sanity check: no run happened
-            raise
-        finally:
-            trainer.finalize(status)
+    # The run folder comes after everything that can reject the spec, and goes again if fit's own
+    # checks reject it: a rejected spec leaves no run folder behind. Process 0 makes it; the others
+    # learn its path, for ModelCheckpoint's folder.
+    run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec)) if strategy.is_global_zero \
+        else None
+    run_dir = RunDir(Path(strategy.broadcast(str(run_dir.path) if run_dir else None)))
+    trainer.root_dir = run_dir.path
+    trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero else []
+    config = _scheduler_config(spec, scheduler)
+    status, rejected, error = "failed", False, None
+    try:
+        trainer.fit(run.model, run.loss_fn, optimizer, data, config)
+        if data.test is not None:
+            trainer.test(run.model, run.loss_fn, data.test, ckpt_path=trainer.best_model_path)
+        status = "success"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except (EngineError, SpecError) as exc:
+        rejected = trainer.global_step == 0  # found by fit's checks or the sanity check: no run happened
+        located = run.locator.error(exc) if isinstance(exc, EngineError) else exc
+        error = str(located)
+        raise located from None
+    finally:
+        trainer.finalize(status)
+        if strategy.is_global_zero:
             if rejected:
                 shutil.rmtree(run_dir.path, ignore_errors=True)
-    result = _result(trainer, run_dir)
-    console.print(f"run folder: {run_dir.path}", markup=False, highlight=False, soft_wrap=True)
-    print_results(console, {**result.val_metrics, **result.test_metrics}, title=spec.name)
+            elif status != "success":
+                _result(trainer, run_dir, status, error)  # what it got to, and why it stopped
+    result = _result(trainer, run_dir, status)
+    if strategy.is_global_zero:
+        console.print(f"run folder: {run_dir.path}", markup=False, highlight=False, soft_wrap=True)
+        print_results(console, {**result.val_metrics, **result.test_metrics}, title=spec.name)
     return result
 
 
-def _result(trainer: Trainer, run_dir: RunDir) -> RunResult:
-    """The run's outcome, also written to results.json."""
+def _result(trainer: Trainer, run_dir: RunDir, status: str, error: str | None = None) -> RunResult:
+    """The run's outcome, also written to results.json (by process 0)."""
     checkpoints = trainer.checkpoint_callbacks
     best = trainer.best_model_path
     best_score = next((cb.best_model_score for cb in checkpoints if cb.monitor and cb.best_model_path == best), None)
@@ -119,84 +134,78 @@ def _result(trainer: Trainer, run_dir: RunDir) -> RunResult:
         global_step=trainer.global_step,
         stopped_early=trainer.should_stop,
     )
-    run_dir.write_results({
-        "run_dir": str(result.run_dir),
-        "best_model_path": best,
-        "best_model_score": best_score,
-        "last_model_path": result.last_model_path,
-        "epochs": result.epochs,
-        "global_step": result.global_step,
-        "stopped_early": result.stopped_early,
-        "val": result.val_metrics,
-        "test": result.test_metrics,
-    })
+    if trainer.is_global_zero:
+        run_dir.write_results({
+            "status": status,
+            **({"error": error} if error else {}),
+            "run_dir": str(result.run_dir),
+            "best_model_path": best,
+            "best_model_score": best_score,
+            "last_model_path": result.last_model_path,
+            "epochs": result.epochs,
+            "global_step": result.global_step,
+            "stopped_early": result.stopped_early,
+            "world_size": trainer.world_size,
+            "val": result.val_metrics,
+            "test": result.test_metrics,
+        })
     return result
 
 
 def test_checkpoint(path: str | Path, overrides: Iterable[str] = (), *,
                     console: Console | None = None) -> dict[str, float]:
-    """Test a checkpoint alone: its embedded spec rebuilds model and data; returns the `test/*` metrics.
+    """Test a checkpoint alone, in this one process: its embedded spec rebuilds model and data; returns
+    the `test/*` metrics. A checkpoint of a multi-process run holds the whole model, so it tests here too.
 
     Args:
         path: A checkpoint written by `dtrain run`.
         overrides: `key.path=value` changes to the embedded spec, e.g. where the data lives on this machine.
     """
-    from declarative.data import build_data, check_model_input
-    from declarative.data.targets import check_targets_fit_model
-    from declarative.model.builder import build_model, plan_model
     from declarative.spec.validate import spec_from_data
 
     console = console or Console()
     contents = load_checkpoint(path)
+    overrides = list(overrides)
     spec = spec_from_data(contents["spec"], origin=str(path), overrides=overrides)
-    accelerator = select_accelerator(spec)
-    precision = select_precision(spec, accelerator)
+    spec = _one_process(spec, overrides)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
-        data = data_for_plan(spec, accelerator.device)
-        plan = plan_model(spec)
-        model = build_model(spec, plan)
-        try:
-            model.load_state_dict(contents["state_dict"])
-        except (RuntimeError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or foreign state_dict
-            raise SpecError(Problem(Location(str(path)), "its weights do not fit the model its spec builds: "
-                                    + str(exc).strip().splitlines()[0])) from None
-        data = data or build_data(spec, accelerator.device)
-        check_model_input(spec, data.input_shape)  # the input the plan resolved takes the data's samples
-        resolve_task(spec, plan.output_shape, target_shape=data.target_shape,
-                     target_dtype=data.target_dtype)  # a checkpoint's spec is resolved already: this only checks
-        check_targets_fit_model(spec, data.max_target, plan, data.min_target)
-        if data.test is None:
+        run = assemble(spec, console=console, state_dict=contents["state_dict"], state_origin=str(path))
+        if run.data.test is None:
             raise SpecError(Problem(Location(str(path)), "its spec has no test split to test on — the spec needs "
                                                          "data.test, e.g. test: {fraction: 0.2}"))
-        trainer = Trainer(spec, accelerator=accelerator, precision=precision, console=console)
-        model = trainer.prepare(model)
-        metrics = trainer.test(model, trainer.prepare(build_loss(spec)), data.test)
+        try:
+            metrics = run.trainer.test(run.model, run.loss_fn, run.data.test)
+        except EngineError as exc:
+            raise run.locator.error(exc) from None
     print_results(console, metrics, title=f"{spec.name} (test)")
     return metrics
-
-
-def data_for_plan(spec: Spec, device: torch.device):
-    """The run's data, built before the model when the model takes values from it (`input: auto`,
-    `${data.*}`), so the plan reads them from the data just loaded and the data is loaded once; else
-    None, and the data is built after the model, as a model error is then found before any data is read.
-    The generators are seeded again after it: the model's initial weights do not depend on the order."""
-    from declarative.data import build_data
-    from declarative.data.info import DataInfo
-    from declarative.model.data_values import uses_data
-
-    if not uses_data(spec):
-        return None
-    data = build_data(spec, device)
-    spec.model.data = DataInfo(data.input_shape, data.num_classes)
-    seed_everything(spec.seed)
-    return data
 
 
 test_checkpoint.__test__ = False  # not a pytest test, though a test module may import it by this name
 
 
+def _one_process(spec: Spec, overrides: list[str]) -> Spec:
+    """The spec's trainer set to one process on this machine's best device, unless the overrides say otherwise:
+    a checkpoint of a run on 8 GPUs tests on a laptop."""
+    given = {o.split("=", 1)[0].strip() for o in overrides}
+    changes: dict[str, Any] = {}
+    for key, value in (("devices", 1), ("num_nodes", 1), ("strategy", "auto"), ("accelerator", "auto")):
+        if f"trainer.{key}" not in given:
+            changes[key] = value
+    return dataclasses.replace(spec, trainer=dataclasses.replace(spec.trainer, **changes))
+
+
+def build_callbacks_with_paths(spec: Spec) -> tuple[list[Any], list[tuple]]:
+    """The spec's callbacks (through `build_callbacks`) and the spec path of each, for located errors."""
+    callbacks = build_callbacks(spec)
+    paths = [getattr(cb, "spec_path", ()) for cb in callbacks]
+    return callbacks, paths
+
+
 def build_callbacks(spec: Spec) -> list[Any]:
-    """The spec's callbacks, plus Lightning's default checkpointing (here: last.ckpt) when none is listed."""
+    """The spec's callbacks, plus Lightning's default checkpointing (here: last.ckpt) when none is listed.
+
+    Each carries `spec_path`, where the spec lists it (the assembly's record, not the engine's)."""
     callbacks = []
     for component in spec.callbacks:
         callback = CALLBACKS.build_component(component, spec)
@@ -219,29 +228,31 @@ def build_loggers(spec: Spec, run_dir: RunDir) -> list[Any]:
             for i, item in enumerate(spec.logger)]
 
 
+def _scheduler_config(spec: Spec, scheduler: Any) -> LRSchedulerConfig | None:
+    config = spec.scheduler
+    if config is None or scheduler is None:
+        return None
+    return LRSchedulerConfig(scheduler, config.interval, config.frequency, config.monitor)
+
+
 def build_scheduler(spec: Spec, optimizer: torch.optim.Optimizer, num_train_batches: int) -> Any:
     """The spec's LR scheduler, with T_max / total_steps filled in from the trainer settings when left out."""
     config = spec.scheduler
     if config is None:
         return None
-    component = config.scheduler
-    missing = SCHEDULERS[component.name].inferred - set(component.kwargs)
-    inferred = {}
-    if missing:
-        steps = _scheduler_steps(spec, num_train_batches)
-        inferred = {name: steps for name in missing}
-    return SCHEDULERS.build_component(component, spec, optimizer=optimizer, **inferred)
+    return build_chain(config.scheduler, spec, optimizer, lambda: _scheduler_steps(spec, num_train_batches))
 
 
 def _scheduler_steps(spec: Spec, num_train_batches: int) -> int:
     """How many times the scheduler will step over the whole fit."""
     config = spec.scheduler
-    per_epoch = math.ceil(num_train_batches / spec.trainer.accumulate_grad_batches)
+    settings = spec.trainer
+    per_epoch = math.ceil(num_train_batches / settings.accumulate_grad_batches)
     if config.interval == "step":
-        total = estimated_stepping_batches(spec, num_train_batches)
+        total = settings.stepping_batches(num_train_batches)
     else:
-        epochs = [spec.trainer.epochs_limit] if spec.trainer.epochs_limit is not None else []
-        if spec.trainer.max_steps is not None:  # whichever limit ends the fit first
-            epochs.append(math.ceil(spec.trainer.max_steps / max(per_epoch, 1)))
+        epochs = [settings.epochs_limit] if settings.epochs_limit is not None else []
+        if settings.max_steps is not None:  # whichever limit ends the fit first
+            epochs.append(math.ceil(settings.max_steps / max(per_epoch, 1)))
         total = min(epochs)
     return max(1, math.ceil(total / config.frequency))

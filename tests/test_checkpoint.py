@@ -21,8 +21,8 @@ def test_a_checkpoint_is_plain_data_that_loads_with_weights_only(tmp_path):
     result = run(tmp_path, "scheduler={StepLR: {step_size: 1}}", "optimizer={Adam: {lr: 0.01}}",
                  "callbacks=[{ModelCheckpoint: {monitor: val/loss, save_last: true}}]")
     contents = torch.load(result.last_model_path, weights_only=True)
-    assert set(contents) == {"dtrain_version", "spec", "state_dict", "optimizer_states", "lr_schedulers", "epoch",
-                             "global_step", "metrics", "callbacks"}
+    assert set(contents) == {"dtrain_version", "spec", "state_dict", "optimizer_states", "lr_schedulers", "precision",
+                             "epoch", "global_step", "metrics", "callbacks"}
     assert contents["dtrain_version"] == declarative.__version__
     assert contents["spec"] == make_spec(tmp_path, "scheduler={StepLR: {step_size: 1}}", "optimizer={Adam: {lr: 0.01}}",
                                          "callbacks=[{ModelCheckpoint: {monitor: val/loss, save_last: true}}]"
@@ -114,10 +114,10 @@ def test_run_dirs_count_past_the_highest_version_and_never_share_one(tmp_path, m
     parent = tmp_path / "runs" / "tiny"
     (parent / "version_0").mkdir(parents=True)
     (parent / "version_4").mkdir()
-    assert RunDir.create(spec).path == parent / "version_5"
+    assert RunDir.create(spec.trainer.default_root_dir, spec.name).path == parent / "version_5"
     # another run took the number between our look and our mkdir: take the next one
     monkeypatch.setattr(run_dir_module, "_next_version", lambda folder: 4)
-    assert RunDir.create(spec).path == parent / "version_6"
+    assert RunDir.create(spec.trainer.default_root_dir, spec.name).path == parent / "version_6"
     assert sorted(p.name for p in parent.iterdir()) == ["version_0", "version_4", "version_5", "version_6"]
 
 

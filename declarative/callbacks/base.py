@@ -7,17 +7,58 @@ in list order, so any object with the right method names works: subclassing is o
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
+from declarative.training.errors import UnloggedMetricError
 from declarative.training.metrics import unlogged_metric
 
-__all__ = ["Callback", "require_metric"]
+__all__ = ["Callback", "TrainerView", "require_metric"]
+
+
+class TrainerView(Protocol):
+    """What a callback may read and call on the trainer (declarative.training.trainer.Trainer).
+
+    Counters are 0-based; `callback_metrics` holds the latest logged values (floats, and nested
+    lists for per-class values and matrices), the same on every process.
+    """
+
+    current_epoch: int
+    global_step: int
+    sanity_checking: bool
+    should_stop: bool  # a callback sets it to end fit after this epoch
+    log_step_due: bool  # during on_train_batch_end: this step logs its scalars
+    num_train_batches: int
+    num_val_batches: int
+    num_test_batches: int
+    callback_metrics: dict[str, Any]
+    loggers: list[Any]
+    optimizers: list[Any]
+    lr_scheduler: Any  # LRSchedulerConfig or None: .scheduler, .interval, .frequency, .monitor
+    train_dataloader: Any  # during fit: the training batches (StochasticWeightAveraging's BatchNorm pass)
+    settings: Any  # TrainerSettings
+
+    @property
+    def is_global_zero(self) -> bool: ...
+
+    @property
+    def has_validation(self) -> bool: ...
+
+    @property
+    def logged_metric_names(self) -> list[str]: ...
+
+    @property
+    def checkpoint_dir(self) -> Path: ...
+
+    def log(self, metrics: dict[str, float]) -> None: ...
+
+    def print(self, message: str) -> None: ...
+
+    def save_checkpoint(self, path: str | Path) -> None: ...
 
 
 class Callback:
     """Base class for callbacks: override the hooks you need."""
-
-    spec_path: tuple = ()  # where the spec lists this callback; set by the builder, for located errors
 
     @property
     def state_key(self) -> str:
@@ -28,56 +69,59 @@ class Callback:
         """`ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min'}`, as Lightning writes them."""
         return f"{type(self).__qualname__}{kwargs!r}"
 
-    def setup(self, trainer: Any, model: Any, stage: str) -> None:
+    def setup(self, trainer: TrainerView, model: Any, stage: str) -> None:
         """Called when fit or test begins (`stage` is "fit" or "test"), before anything runs."""
 
-    def on_fit_start(self, trainer: Any, model: Any) -> None:
+    def on_fit_start(self, trainer: TrainerView, model: Any) -> None:
         """Called at the start of fit, before the sanity check."""
 
-    def on_fit_end(self, trainer: Any, model: Any) -> None:
+    def on_fit_end(self, trainer: TrainerView, model: Any) -> None:
         """Called at the end of fit."""
 
-    def on_sanity_check_start(self, trainer: Any, model: Any) -> None:
+    def on_sanity_check_start(self, trainer: TrainerView, model: Any) -> None:
         """Called before the sanity validation batches."""
 
-    def on_sanity_check_end(self, trainer: Any, model: Any) -> None:
+    def on_sanity_check_end(self, trainer: TrainerView, model: Any) -> None:
         """Called after the sanity validation batches."""
 
-    def on_train_start(self, trainer: Any, model: Any) -> None:
+    def on_train_start(self, trainer: TrainerView, model: Any) -> None:
         """Called when training begins (after the sanity check)."""
 
-    def on_train_end(self, trainer: Any, model: Any) -> None:
+    def on_train_end(self, trainer: TrainerView, model: Any) -> None:
         """Called when training ends."""
 
-    def on_train_epoch_start(self, trainer: Any, model: Any) -> None:
+    def on_train_epoch_start(self, trainer: TrainerView, model: Any) -> None:
         """Called at the start of each training epoch."""
 
-    def on_train_batch_end(self, trainer: Any, model: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(self, trainer: TrainerView, model: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Called after each training batch; `outputs` is its detached loss (on the device)."""
 
-    def on_train_epoch_end(self, trainer: Any, model: Any) -> None:
+    def on_train_epoch_end(self, trainer: TrainerView, model: Any) -> None:
         """Called at the end of each training epoch, after that epoch's validation."""
 
-    def on_validation_start(self, trainer: Any, model: Any) -> None:
+    def on_validation_start(self, trainer: TrainerView, model: Any) -> None:
         """Called before a validation run (also during the sanity check: see `trainer.sanity_checking`)."""
 
-    def on_validation_batch_end(self, trainer: Any, model: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_validation_batch_end(self, trainer: TrainerView, model: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Called after each validation batch."""
 
-    def on_validation_end(self, trainer: Any, model: Any) -> None:
+    def on_validation_end(self, trainer: TrainerView, model: Any) -> None:
         """Called after a validation run, with its metrics in `trainer.callback_metrics`."""
 
-    def on_test_start(self, trainer: Any, model: Any) -> None:
+    def on_test_start(self, trainer: TrainerView, model: Any) -> None:
         """Called before the test run."""
 
-    def on_test_batch_end(self, trainer: Any, model: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_test_batch_end(self, trainer: TrainerView, model: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Called after each test batch."""
 
-    def on_test_end(self, trainer: Any, model: Any) -> None:
+    def on_test_end(self, trainer: TrainerView, model: Any) -> None:
         """Called after the test run, with its metrics in `trainer.callback_metrics`."""
 
-    def on_exception(self, trainer: Any, model: Any, exception: BaseException) -> None:
+    def on_exception(self, trainer: TrainerView, model: Any, exception: BaseException) -> None:
         """Called when fit or test raises (a KeyboardInterrupt included)."""
+
+    def on_save_checkpoint(self, trainer: Any, model: Any, checkpoint: dict) -> None:
+        """Called before a checkpoint is written, with its contents: a callback may change what is saved."""
 
     def state_dict(self) -> dict:
         """What a checkpoint keeps of this callback (plain values only)."""
@@ -87,12 +131,11 @@ class Callback:
         """Restore what `state_dict` returned."""
 
 
-def require_metric(trainer: Any, name: str, path: tuple, what: str) -> None:
-    """A located error, before training starts, when `name` is not a metric this run logs."""
+def require_metric(trainer: TrainerView, name: str, what: str, where: tuple = ("monitor",)) -> None:
+    """An UnloggedMetricError, before training starts, when `name` is not a metric this run logs.
+
+    `where` names the input at fault: a callback's own argument (the trainer adds which callback),
+    or a place of its own such as ("scheduler", "monitor")."""
     problem = unlogged_metric(name, trainer.logged_metric_names, trainer.has_validation, what)
     if problem:
-        spec = trainer.spec
-        if spec.task and not spec.task_written and not spec.metrics_written:  # the metrics follow an inferred task
-            origin = "its loss" if spec.loss_written else "the data"
-            problem += f"; this run's task is {spec.task}, inferred from {origin} — name another with task:"
-        raise spec.error(path, problem)
+        raise UnloggedMetricError(problem, where)

@@ -45,7 +45,7 @@ class EarlyStopping(Callback):
 
     def setup(self, trainer: Any, model: Any, stage: str) -> None:
         if stage == "fit":
-            require_metric(trainer, self.monitor, self.spec_path + ("monitor",), "EarlyStopping monitor")
+            require_metric(trainer, self.monitor, "EarlyStopping monitor", ("monitor",))
 
     def on_validation_end(self, trainer: Any, model: Any) -> None:
         if not trainer.sanity_checking:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from declarative.callbacks.base import Callback
+from declarative.training.errors import MisconfigurationError
 
 __all__ = ["LearningRateMonitor"]
 
@@ -24,14 +25,14 @@ class LearningRateMonitor(Callback):
         self.logging_interval = logging_interval
 
     def setup(self, trainer: Any, model: Any, stage: str) -> None:
-        if stage == "fit" and not trainer.loggers:
-            raise trainer.spec.error(self.spec_path, "LearningRateMonitor needs a logger, but this run has none — "
-                                                     "remove `logger: false` or this callback")
+        if stage == "fit" and not trainer.loggers and trainer.is_global_zero:  # only process 0 logs
+            raise MisconfigurationError("LearningRateMonitor needs a logger, but this run has none — remove "
+                                        "`logger: false` or this callback")
 
     def _interval(self, trainer: Any) -> str:
         if self.logging_interval is not None:
             return self.logging_interval
-        config = trainer.scheduler_config
+        config = trainer.lr_scheduler
         return config.interval if config is not None else "step"
 
     def on_train_epoch_start(self, trainer: Any, model: Any) -> None:

@@ -79,18 +79,19 @@ class ModelCheckpoint(Callback):
         if self.dirpath is None:
             self.dirpath = str(trainer.checkpoint_dir)
         from declarative.training.checkpoint import remove_stale_temps
+        from declarative.training.errors import MisconfigurationError
 
         try:  # a folder it cannot write is found now, not at the first save
             os.makedirs(self.dirpath, exist_ok=True)
         except OSError as exc:
-            raise trainer.spec.error(self.spec_path + ("dirpath",), f"cannot make the checkpoint folder "
-                                                                    f"{self.dirpath}: {exc.strerror or exc}") from None
+            raise MisconfigurationError(f"cannot make the checkpoint folder {self.dirpath}: {exc.strerror or exc}",
+                                        ("dirpath",)) from None
         remove_stale_temps(self.dirpath)  # a dirpath that runs share: what killed saves left in it
         if self.monitor is not None:
-            require_metric(trainer, self.monitor, self.spec_path + ("monitor",), "ModelCheckpoint monitor")
+            require_metric(trainer, self.monitor, "ModelCheckpoint monitor", ("monitor",))
         for name, _ in _FIELD.findall(self.filename or ""):
             if name not in ("epoch", "step"):
-                require_metric(trainer, name, self.spec_path + ("filename",), "ModelCheckpoint filename field")
+                require_metric(trainer, name, "ModelCheckpoint filename field", ("filename",))
 
     def on_validation_end(self, trainer: Any, model: Any) -> None:
         if not trainer.sanity_checking:
@@ -139,7 +140,7 @@ class ModelCheckpoint(Callback):
         path = self._free_path(metrics, replacing=previous if self.save_top_k == 1 else None)
         self.best_model_path = path
         trainer.save_checkpoint(path)
-        if self.save_top_k == 1 and previous and previous != path:
+        if self.save_top_k == 1 and previous and previous != path and trainer.is_global_zero:
             _remove(previous)
 
     def _save_if_top_k(self, trainer: Any, metrics: dict[str, Any]) -> None:
@@ -161,7 +162,7 @@ class ModelCheckpoint(Callback):
         self.best_model_path = best(self.best_k_models, key=self.best_k_models.get)
         self.best_model_score = self.best_k_models[self.best_model_path]
         trainer.save_checkpoint(path)
-        if dropped is not None and dropped != path:
+        if dropped is not None and dropped != path and trainer.is_global_zero:
             _remove(dropped)
 
     def _ranks_in_top_k(self, current: float) -> bool:

@@ -126,7 +126,7 @@ def _precomputed(split: TensorSplit, head: Pipeline, device: torch.device) -> Te
     """The split on `device`, with `head` run over all of it, a chunk at a time."""
     if not head:
         return split.to(device)
-    generator = torch.Generator(device)  # unused: the head is deterministic
+    generator = torch.Generator()  # unused: the head is deterministic (and XLA devices have no generator)
     out = None
     for start in range(0, len(split), _CHUNK):
         x = head(split.inputs[start:start + _CHUNK].to(device), generator)
@@ -179,13 +179,15 @@ def _pipelines(spec, splits: SplitTensors, device: torch.device) -> tuple[list, 
     return eval_transforms, train_transforms, input_shape
 
 
-def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
+def build_data(spec, device: torch.device | str = "cpu", *, rank: int = 0, num_replicas: int = 1) -> DataModule:
     """The spec's data as batches on `device`; any problem with it is a located SpecError.
 
     Args:
         spec: The typed, validated spec (`declarative.spec.config.Spec`). `auto` normalization
             statistics are written into its transforms.
         device: Where the batches are made, e.g. ``cuda``.
+        rank, num_replicas: In a run of several processes, this one's index and their number: each
+            split's batches are this process's share (`declarative.data.batches.shard`).
     """
     device = torch.device(device)
     data = spec.data
@@ -222,7 +224,8 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
             split = _precomputed(split, Pipeline(pipelines[role][:head]), device)
             rest = Pipeline(pipelines[role][head:])
             batches[role] = Batches(split.inputs, split.targets, data.batch_size, transform=rest or None,
-                                    shuffle=role == "train", seed=spec.seed, drop_last=drop_last[role])
+                                    shuffle=role == "train", seed=spec.seed, rank=rank, num_replicas=num_replicas,
+                                    drop_last=drop_last[role])
         description = f"data: in memory on {device} ({describe_size(held)})"
     else:
         for role, split in present.items():
@@ -232,10 +235,13 @@ def build_data(spec, device: torch.device | str = "cpu") -> DataModule:
             pipeline = Pipeline(pipelines[role])
             batches[role] = LoaderBatches(split, data.batch_size, device=device, settings=settings,
                                           transform=pipeline or None, shuffle=role == "train", seed=spec.seed,
-                                          drop_last=drop_last[role])
+                                          rank=rank, num_replicas=num_replicas, drop_last=drop_last[role])
         description = f"data: DataLoader, {batches['train'].settings.describe()}" + (f" ({reason})" if reason else "")
 
-    return DataModule(train=batches["train"], val=batches["val"], test=batches["test"], input_shape=input_shape,
+    from declarative.data.mixing import with_batch_transforms
+
+    train = with_batch_transforms(spec, batches["train"], num_classes, input_shape)  # MixUp / CutMix: training batches only
+    return DataModule(train=train, val=batches["val"], test=batches["test"], input_shape=input_shape,
                       num_classes=num_classes, max_target=max_target, min_target=min_target,
                       description=description,
                       target_shape=tuple(targets["train"].shape[1:]), target_dtype=targets["train"].dtype)

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import torch
 
-__all__ = ["Batches", "epoch_order", "epoch_seed", "augment_generator"]
+__all__ = ["Batches", "epoch_order", "epoch_seed", "augment_generator", "shard"]
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -33,9 +33,25 @@ def epoch_order(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(num_samples, generator=generator)
 
 
-def augment_generator(device: torch.device, seed: int, epoch: int) -> torch.Generator:
-    """The generator random transforms draw from in one epoch, on the device that holds the batches."""
-    return torch.Generator(device).manual_seed(epoch_seed(seed, epoch) ^ _AUGMENT_STREAM)
+def augment_generator(device: torch.device, seed: int, epoch: int, rank: int = 0) -> torch.Generator:
+    """The generator random transforms draw from in one epoch, on the device that holds the batches;
+    each process of a multi-process run (`rank`) draws its own."""
+    return torch.Generator(device).manual_seed((epoch_seed(seed, epoch) ^ _AUGMENT_STREAM) + rank * _EPOCH_MIX % 2**62)
+
+
+def shard(order: torch.Tensor, rank: int, num_replicas: int, even: bool) -> torch.Tensor:
+    """Process `rank`'s share of a sample order, as torch's DistributedSampler takes it: every
+    `num_replicas`-th sample from `rank` on, so one step's samples over all processes are the same
+    consecutive run of the order that one process would take with the global batch. `even` pads the
+    order with its own head first, so that every process gets as many samples (training: no
+    process waits on a step the others lack); evaluation leaves it uneven, so no sample counts twice."""
+    if num_replicas == 1:
+        return order
+    if even:
+        total = -(-len(order) // num_replicas) * num_replicas
+        while len(order) < total:  # repeat the head (more than once for tiny splits)
+            order = torch.cat([order, order[:total - len(order)]])
+    return order[rank::num_replicas]
 
 
 class Batches:
@@ -49,6 +65,8 @@ class Batches:
             (e.g. a `declarative.data.augment.Pipeline`); None: none.
         shuffle: Draw a new order each epoch (training); False keeps the data's order.
         seed: With the epoch (`set_epoch`), seeds the order, so a run repeats exactly.
+        rank, num_replicas: This process's share of a multi-process run (see `shard`); training
+            splits (`shuffle`) are padded to equal shares, evaluation splits are not.
         drop_last: Leave out the last batch when it is short (as DataLoader's drop_last): every batch
             then has batch_size samples. Default: False
 
@@ -73,6 +91,8 @@ class Batches:
         transform: Transform | None = None,
         shuffle: bool = False,
         seed: int = 0,
+        rank: int = 0,
+        num_replicas: int = 1,
         drop_last: bool = False,
     ):
         if batch_size < 1:
@@ -85,12 +105,20 @@ class Batches:
         self.transform = transform
         self.shuffle = shuffle
         self.seed = seed
+        self.rank = rank
+        self.num_replicas = num_replicas
         self.drop_last = drop_last
         self.epoch = 0
 
     @property
     def num_samples(self) -> int:
-        return len(self.inputs)
+        """Samples this process reads per epoch (its share of a multi-process run)."""
+        total = len(self.inputs)
+        if self.num_replicas == 1:
+            return total
+        if self.shuffle:
+            return -(-total // self.num_replicas)
+        return len(range(self.rank, total, self.num_replicas))
 
     @property
     def device(self) -> torch.device:
@@ -105,7 +133,8 @@ class Batches:
 
         Drawn on the CPU, so the order is the same whichever device holds the data.
         """
-        return epoch_order(self.num_samples, self.seed, self.epoch).to(self.device, non_blocking=True)
+        order = epoch_order(len(self.inputs), self.seed, self.epoch) if self.shuffle else torch.arange(len(self.inputs))
+        return shard(order, self.rank, self.num_replicas, even=self.shuffle).to(self.device, non_blocking=True)
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -113,8 +142,9 @@ class Batches:
         return -(-self.num_samples // self.batch_size)  # ceil: the last, short batch counts
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self.order() if self.shuffle else None
-        generator = augment_generator(self.device, self.seed, self.epoch) if self.transform is not None else None
+        order = self.order() if self.shuffle or self.num_replicas > 1 else None
+        generator = (augment_generator(self.device, self.seed, self.epoch, self.rank) if self.transform is not None
+                     else None)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             if order is None:
                 x = self.inputs[start:start + self.batch_size]

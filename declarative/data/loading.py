@@ -28,7 +28,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 
-from declarative.data.batches import Transform, augment_generator, epoch_order
+from declarative.data.batches import Transform, augment_generator, epoch_order, shard
 
 __all__ = ["EpochSampler", "LoaderBatches", "LoaderSettings", "loader_settings", "memory_budget", "usable_cpus",
            "describe_size"]
@@ -108,26 +108,40 @@ def loader_settings(spec, device: torch.device, dataset: Dataset) -> LoaderSetti
 
 
 class EpochSampler(Sampler[int]):
-    """Sample indices in the seeded order of an epoch: the order `Batches` uses for the same seed.
+    """Sample indices in the seeded order of an epoch: the order `Batches` uses for the same seed, and
+    in a multi-process run this process's share of it (`shard`), as DistributedSampler does.
 
     Args:
         num_samples: Size of the data set.
         seed: With the epoch (`set_epoch`), seeds the order.
+        shuffle: A new seeded order each epoch; False keeps the data's order.
+        rank, num_replicas: This process's share; shuffled (training) shares are padded to equal sizes.
     """
 
-    def __init__(self, num_samples: int, seed: int):
+    def __init__(self, num_samples: int, seed: int, *, shuffle: bool = True, rank: int = 0, num_replicas: int = 1):
         self.num_samples = num_samples
         self.seed = seed
+        self.shuffle = shuffle
+        self.rank = rank
+        self.num_replicas = num_replicas
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _order(self) -> torch.Tensor:
+        order = epoch_order(self.num_samples, self.seed, self.epoch) if self.shuffle else torch.arange(self.num_samples)
+        return shard(order, self.rank, self.num_replicas, even=self.shuffle)
+
     def __len__(self) -> int:
-        return self.num_samples
+        if self.num_replicas == 1:
+            return self.num_samples
+        if self.shuffle:
+            return -(-self.num_samples // self.num_replicas)
+        return len(range(self.rank, self.num_samples, self.num_replicas))
 
     def __iter__(self) -> Iterator[int]:
-        return iter(epoch_order(self.num_samples, self.seed, self.epoch).tolist())
+        return iter(self._order().tolist())
 
 
 class LoaderBatches:
@@ -141,19 +155,23 @@ class LoaderBatches:
         transform: As `Batches`' transform: ``transform(x, generator)``, on the device.
         shuffle: A new seeded order each epoch (`set_epoch`); False keeps the data's order.
         seed: Seeds the order and the transforms' draws.
+        rank, num_replicas: This process's share of a multi-process run (see `EpochSampler`).
         drop_last: Leave out the last batch when it is short (DataLoader's drop_last). Default: False
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, *, device: torch.device, settings: LoaderSettings,
-                 transform: Transform | None = None, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
+                 transform: Transform | None = None, shuffle: bool = False, seed: int = 0, rank: int = 0,
+                 num_replicas: int = 1, drop_last: bool = False):
         self.dataset = dataset
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.settings = settings
         self.transform = transform
         self.seed = seed
+        self.rank = rank
         self.epoch = 0
-        self.sampler = EpochSampler(len(dataset), seed) if shuffle else None
+        self.sampler = (EpochSampler(len(dataset), seed, shuffle=shuffle, rank=rank, num_replicas=num_replicas)
+                        if shuffle or num_replicas > 1 else None)
         self.loader = DataLoader(
             dataset, batch_size=batch_size, sampler=self.sampler, num_workers=settings.num_workers,
             pin_memory=settings.pin_memory, persistent_workers=settings.persistent_workers, drop_last=drop_last,
@@ -175,7 +193,8 @@ class LoaderBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         non_blocking = self.settings.pin_memory
-        generator = augment_generator(self.device, self.seed, self.epoch) if self.transform is not None else None
+        generator = (augment_generator(self.device, self.seed, self.epoch, self.rank) if self.transform is not None
+                     else None)
         for x, y in self.loader:
             x = x.to(self.device, non_blocking=non_blocking)
             y = torch.as_tensor(y).to(self.device, non_blocking=non_blocking)
@@ -185,4 +204,4 @@ class LoaderBatches:
 
     def __repr__(self) -> str:
         return (f"LoaderBatches(num_samples={self.num_samples}, batch_size={self.batch_size}, "
-                f"shuffle={self.sampler is not None}, device={self.device}, {self.settings.describe()})")
+                f"shuffle={getattr(self.sampler, 'shuffle', False)}, device={self.device}, {self.settings.describe()})")

@@ -62,7 +62,7 @@ def check_targets_fit_model(spec, max_target: int | None, plan, min_target: int 
                    f"numbers use task: regression")
         if spec.task == "binary":
             message += f"; for classes give the model {num_classes} class scores (task: multiclass)"
-        from declarative.training.tasks import task_path
+        from declarative.assembly.tasks import task_path
 
         raise spec.error(task_path(spec, otherwise=("data", "source")), message)  # the targets told the task
     if num_classes is None or spec.loss.name not in CLASS_INDEX_LOSSES or not plan.nodes:

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from declarative.errors import Problem, SpecError, did_you_mean
 from declarative.model.functional import MULTI_INPUT
-from declarative.model.graph import Parallel, Residual, Sequence, SpecModel, Wiring
+from declarative.model.graph import Parallel, Residual, LayerList, SpecModel, Wiring
 from declarative.model.layers import INFERRED_FROM, LAYERS
 from declarative.model.syntax import CONSTRUCTS, reference_name, split_item
 from declarative.spec.config import Component, Spec
@@ -47,7 +47,7 @@ class PlannedNode:
 class ModelPlan:
     input_shape: tuple[int, ...]
     nodes: list[PlannedNode]
-    make: Callable[[], Sequence] | None = field(default=None, repr=False)
+    make: Callable[[], LayerList] | None = field(default=None, repr=False)
 
     @property
     def parameters(self) -> int:
@@ -148,7 +148,7 @@ class _Planner:
 
     # -- layer lists -----------------------------------------------------------------------------
     def sequence(self, items: list[Component], x: torch.Tensor, scope: dict, prefix: str
-                 ) -> tuple[list[PlannedNode], Callable[[], Sequence], torch.Tensor]:
+                 ) -> tuple[list[PlannedNode], Callable[[], LayerList], torch.Tensor]:
         spec = self.spec
         defined = {c.wiring["name"]: i for i, c in enumerate(items) if isinstance(c.wiring.get("name"), str)}
         kept: dict[str, torch.Tensor] = {}
@@ -192,6 +192,9 @@ class _Planner:
                                  f"{label} returns a {type(y).__name__}" + (f" of {len(y)} ({kinds})" if kinds else "")
                                  + ", not a tensor; keep one element with `output: 0` beside it")
             node.output_shape = tuple(y.shape[1:])
+            if component.wiring.get("trainable") is False:
+                for _, frozen in node.walk():
+                    frozen.trainable = 0
             name = component.wiring.get("name")
             if name is not None:
                 if name in kept:
@@ -202,7 +205,7 @@ class _Planner:
             makers.append(node.make)
             wiring.append(Wiring(None if names is None else tuple(names), picks, name))
             x = y
-        return nodes, lambda: Sequence([make() for make in makers], wiring), x
+        return nodes, lambda: LayerList([make() for make in makers], wiring), x
 
     def _items(self, raw: Any, path: tuple) -> list[Component]:
         return [Component.parse_layer(item, path + (i,)) for i, item in enumerate(raw or [])]
@@ -348,7 +351,7 @@ class _Planner:
                 nodes, make, x = self.sequence(items, x, scope, f"{dotted}.{r}.")
             children += nodes
             makers.append(make)
-        return self._parent(component, children, dotted, lambda: Sequence([make() for make in makers])), x
+        return self._parent(component, children, dotted, lambda: LayerList([make() for make in makers])), x
 
     def block(self, component: Component, x: torch.Tensor, scope: dict, dotted: str, label: str):
         spec, name = self.spec, component.name
@@ -431,5 +434,20 @@ def plan_model(spec: Spec) -> ModelPlan:
 
 def build_model(spec: Spec, plan: ModelPlan | None = None) -> SpecModel:
     """The real model, initialised by each layer's own reset, on the CPU."""
+    from declarative.model.freezing import freeze
+    from declarative.model.init import apply_item_init, apply_type_init
+
     plan = plan or plan_model(spec)
-    return SpecModel(plan.make())
+    model = SpecModel(plan.make())
+    apply_type_init(model, spec.model.init, spec)
+    for _, node in plan.walk():  # items' own settings, after the per-type initializers
+        settings = node.component.wiring
+        if any(key in settings for key in ("init", "trainable", "train_bn")):
+            module = model.layers.get_submodule(node.name)
+            apply_item_init(module, settings.get("init") or {}, node.component.path + ("init",), spec)
+            if settings.get("trainable") is False:
+                freeze(module, train_bn=settings.get("train_bn", True))
+            elif settings.get("train_bn") is False:
+                raise spec.error(node.component.path + ("train_bn",), "train_bn: false goes with trainable: false "
+                                                                     "(it freezes the statistics of frozen layers)")
+    return model

@@ -17,6 +17,7 @@ from typing import Any, Literal, Union
 from declarative.errors import Location, Problem, SpecError
 from declarative.registry import parse_item
 from declarative.spec.document import Document, PathKey
+from declarative.training.settings import TrainerSettings, setting
 
 # Keyword arguments of data sources that name files or folders; a relative one is relative to
 # the spec file's folder, so that a spec runs the same from any working directory.
@@ -30,7 +31,8 @@ class Component:
     name: str
     kwargs: dict[str, Any]
     path: PathKey
-    wiring: dict[str, Any] = field(default_factory=dict)  # a layer item's name / input / output keys
+    # keys written beside the name: a layer item's name / input / output, an optimizer's param_groups
+    wiring: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, item: str | dict, path: PathKey) -> "Component":
@@ -77,6 +79,7 @@ class DataConfig:
     test: Split | None = None
     transforms: list[Component] = field(default_factory=list)
     train_transforms: list[Component] = field(default_factory=list)  # augmentation, before `transforms`
+    batch_transforms: list[Component] = field(default_factory=list)  # MixUp / CutMix of training batches
     batch_size: int = 32
     loader: Literal["auto", "memory", "dataloader"] = "auto"
     num_workers: int | None = None  # DataLoader settings; None: chosen at run time
@@ -94,6 +97,7 @@ class ModelConfig:
     input: list[int] | str  # a sample's shape, `auto` (the data's), or with ${data.input_shape} references
     layers: list[Component]
     blocks: dict[str, dict] = field(default_factory=dict)  # reusable blocks: name → {params, layers}
+    init: dict[str, dict] = field(default_factory=dict)  # layer type → {parameter: initializer}
     data: Any = None  # the DataInfo that ${data.*} references and `auto` read, once resolved
     skipped: bool = False  # validation could not read the data those values come from
 
@@ -115,39 +119,39 @@ class SchedulerConfig:
         return out
 
 
-def _setting(default: Any, doc: str, **bounds: Any) -> Any:
-    return field(default=default, metadata={"doc": doc, **bounds})
-
-
 @dataclass
-class TrainerConfig:
-    """Lightning Trainer arguments, with Lightning's names, meanings and defaults."""
+class TrainerConfig(TrainerSettings):
+    """The spec's `trainer:` section: Lightning's Trainer arguments. The loop's own (TrainerSettings) go to
+    the Trainer; these choose the plugins, the processes and where runs go, before a Trainer exists."""
 
-    max_epochs: Union[int, None] = _setting(None, "Stop after this many epochs (1000 if neither limit is set).", minimum=1)
-    max_steps: Union[int, None] = _setting(None, "Stop after this many optimizer steps.", minimum=1)
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = _setting("auto", "Hardware to train on; auto picks a GPU when there is one.")
-    devices: Literal["auto", 1] = _setting("auto", "How many devices: one per run for now (multi-device DDP is planned).")
-    precision: Literal["32-true", "32", "64-true", "64", "16-mixed", "bf16-mixed"] = _setting(
-        "32-true", "Numeric precision: 32-true, 64-true, or autocast mixed precision (16-mixed, bf16-mixed).")
-    num_sanity_val_steps: int = _setting(2, "Validation batches run before training, to fail fast.", minimum=0)
-    check_val_every_n_epoch: int = _setting(1, "Validate every N epochs.", minimum=1)
-    log_every_n_steps: int = _setting(50, "Log training scalars every N optimizer steps.", minimum=1)
-    limit_train_batches: Union[int, float] = _setting(1.0, "Batches per training epoch: a count, or a fraction (float).", minimum=0)
-    limit_val_batches: Union[int, float] = _setting(1.0, "Batches per validation run: a count, or a fraction (float).", minimum=0)
-    limit_test_batches: Union[int, float] = _setting(1.0, "Batches of the test run: a count, or a fraction (float).", minimum=0)
-    accumulate_grad_batches: int = _setting(1, "Accumulate gradients over N batches per optimizer step.", minimum=1)
-    gradient_clip_val: Union[float, None] = _setting(None, "Clip gradients at this value (none: no clipping).", minimum=0)
-    gradient_clip_algorithm: Literal["norm", "value"] = _setting("norm", "Clip by total norm or by value.")
-    deterministic: bool = _setting(False, "Use deterministic algorithms (torch.use_deterministic_algorithms).")
-    enable_progress_bar: bool = _setting(True, "Show a progress bar.")
-    enable_checkpointing: bool = _setting(True, "Save last.ckpt each epoch even when no ModelCheckpoint is listed.")
-    default_root_dir: str = _setting("runs", "Runs go to <default_root_dir>/<name>/version_<N>/ (relative to the working directory).")
+    accelerator: str = setting("auto", "Hardware to train on: auto (a GPU when there is one), cpu, gpu, cuda, mps, tpu.")
+    devices: Union[Literal["auto"], int, list[int]] = setting(
+        "auto", "Devices per node: auto (every visible one; one process on the CPU), a count N, -1 (all), or a "
+                "list of indices. On the CPU, N processes.")
+    num_nodes: int = setting(1, "Machines the run spans (each started by torchrun or srun).", minimum=1)
+    strategy: Union[str, dict] = setting(
+        "auto", "How processes share the work: auto (ddp for several devices), single_device, ddp, fsdp, xla, or "
+                "a one-key mapping of one of them to torch's own arguments.")
+    sync_batchnorm: bool = setting(False, "Synchronise BatchNorm statistics across processes (SyncBatchNorm).")
+    precision: str = setting("32-true", "Numeric precision: 32-true, 64-true, or autocast mixed precision "
+                                        "(16-mixed, bf16-mixed).")
+    channels_last: bool = setting(False, "Weights and image batches in channels_last memory format (NHWC), as "
+                                         "torchvision's classification recipe trains.")
+    deterministic: bool = setting(False, "Use deterministic algorithms (torch.use_deterministic_algorithms).")
+    default_root_dir: str = setting("runs", "Runs go to <default_root_dir>/<name>/version_<N>/ (relative to the "
+                                            "working directory).")
+
+    def settings(self) -> TrainerSettings:
+        """The loop's settings alone, for the Trainer."""
+        return TrainerSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainerSettings)})
 
     @property
-    def epochs_limit(self) -> int | None:
-        if self.max_epochs is None and self.max_steps is None:
-            return 1000  # Lightning's default
-        return self.max_epochs
+    def strategy_name(self) -> str:
+        return self.strategy if isinstance(self.strategy, str) else next(iter(self.strategy))
+
+    @property
+    def strategy_kwargs(self) -> dict[str, Any]:
+        return {} if isinstance(self.strategy, str) else dict(next(iter(self.strategy.values())) or {})
 
 
 @dataclass
@@ -196,6 +200,8 @@ class Spec:
         out: dict[str, Any] = {"input": list(model_input) if isinstance(model_input, (list, tuple)) else model_input}
         if self.model.blocks:
             out["blocks"] = self.model.blocks
+        if self.model.init:
+            out["init"] = self.model.init
         out["layers"] = [c.to_yaml() for c in self.model.layers]
         return out
 
@@ -210,6 +216,8 @@ class Spec:
             data["transforms"] = [t.to_yaml() for t in self.data.transforms]
         if self.data.train_transforms:
             data["train_transforms"] = [t.to_yaml() for t in self.data.train_transforms]
+        if self.data.batch_transforms:
+            data["batch_transforms"] = [t.to_yaml() for t in self.data.batch_transforms]
         data["batch_size"] = self.data.batch_size
         for setting in DataConfig.LOADER_SETTINGS:  # what the spec set; the rest is chosen at run time
             value = getattr(self.data, setting)
@@ -263,6 +271,16 @@ def _split(raw: dict | None, path: PathKey, base: Path) -> Split | None:
     )
 
 
+def _optimizer(raw: str | dict) -> Component:
+    """The optimizer by name, with its `param_groups` (declarative.training.param_groups) beside it."""
+    if not isinstance(raw, dict) or "param_groups" not in raw:
+        return Component.parse(raw, ("optimizer",))
+    rest = {k: v for k, v in raw.items() if k != "param_groups"}
+    component = Component.parse(rest, ("optimizer",))
+    component.wiring = {"param_groups": raw["param_groups"]}
+    return component
+
+
 def spec_from_document(doc: Document) -> Spec:
     """Typed spec from a document that has passed the schema stage."""
     raw = doc.data
@@ -275,6 +293,8 @@ def spec_from_document(doc: Document) -> Spec:
         transforms=[Component.parse(t, ("data", "transforms", i)) for i, t in enumerate(d.get("transforms") or [])],
         train_transforms=[Component.parse(t, ("data", "train_transforms", i))
                           for i, t in enumerate(d.get("train_transforms") or [])],
+        batch_transforms=[Component.parse(t, ("data", "batch_transforms", i))
+                          for i, t in enumerate(d.get("batch_transforms") or [])],
         batch_size=d.get("batch_size", 32),
         **{k: d[k] for k in (*DataConfig.LOADER_SETTINGS, "drop_last", "check_finite") if k in d},
     )
@@ -284,6 +304,7 @@ def spec_from_document(doc: Document) -> Spec:
         input=list(model_input) if isinstance(model_input, list) else model_input,
         layers=[Component.parse_layer(layer, ("model", "layers", i)) for i, layer in enumerate(m["layers"])],
         blocks=dict(m.get("blocks") or {}),
+        init=dict(m.get("init") or {}),
     )
     scheduler = None
     if raw.get("scheduler"):
@@ -305,7 +326,7 @@ def spec_from_document(doc: Document) -> Spec:
         data=data,
         model=model,
         loss=Component.parse(raw["loss"], ("loss",)) if "loss" in raw else None,
-        optimizer=Component.parse(raw["optimizer"], ("optimizer",)),
+        optimizer=_optimizer(raw["optimizer"]),
         trainer=TrainerConfig(**(raw.get("trainer") or {})),
         metrics=list(raw["metrics"] or []) if "metrics" in raw else None,
         task=raw.get("task"),

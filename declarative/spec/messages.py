@@ -126,7 +126,9 @@ def problems_from_error(error: ValidationError, doc: Document, root: dict) -> li
                                          f"{_context(path, schema)}"))
         for extra in extras[:MAX_UNKNOWN_KEYS]:
             hint = did_you_mean(extra, allowed)
-            if "x-registry" in schema:
+            if extra in schema.get("x-excluded", {}):
+                message = f"{schema['x-registry']} '{extra}' is left out on purpose: {schema['x-excluded'][extra]}"
+            elif "x-registry" in schema:
                 registry = schema["x-registry"]
                 message = f"unknown {registry} '{extra}'" + (f" — {hint}" if hint else "")
                 message += f" (`dtrain layers --kind {registry.split()[-1]}` lists them)" if registry != "layer" \
@@ -162,6 +164,8 @@ def problems_from_error(error: ValidationError, doc: Document, root: dict) -> li
                                       f"{{{instance}: {{{', '.join(f'{k}: ...' for k in needs)}}}}}")]
         if not isinstance(instance, str):
             return [doc.problem(path, f"{name} must name a {registry}, got {show(instance)}")]
+        if instance in schema.get("x-excluded", {}):
+            return [doc.problem(path, f"{registry} '{instance}' is left out on purpose: {schema['x-excluded'][instance]}")]
         hint = did_you_mean(instance, entries)
         lister = "dtrain layers" if registry == "layer" else f"dtrain layers --kind {registry.split()[-1]}"
         return [doc.problem(path, f"unknown {registry} '{instance}'" + (f" — {hint}" if hint else "")

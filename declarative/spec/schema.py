@@ -21,9 +21,11 @@ SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 def registries() -> dict[str, Registry]:
     """Every registry a spec draws names from, by the `$defs` key its items use."""
     from declarative.callbacks import CALLBACKS
+    from declarative.data.mixing import BATCH_TRANSFORMS
     from declarative.data.sources import SOURCES
     from declarative.data.transforms import TRANSFORMS
     from declarative.loggers import LOGGERS
+    from declarative.model.init import INITIALIZERS
     from declarative.model.layers import LAYERS
     from declarative.training.components import LOSSES, OPTIMIZERS, SCHEDULERS
     from declarative.training.metrics import METRICS
@@ -31,7 +33,44 @@ def registries() -> dict[str, Registry]:
     return {
         "layer": LAYERS, "loss": LOSSES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
         "source": SOURCES, "transform": TRANSFORMS, "callback": CALLBACKS, "logger": LOGGERS, "metric": METRICS,
+        "initializer": INITIALIZERS, "batch_transform": BATCH_TRANSFORMS,
     }
+
+
+def plugin_registries() -> dict[str, Registry]:
+    """The engine's plugin registries, named by `trainer.accelerator`, `trainer.strategy`, `trainer.precision`."""
+    from declarative.training.accelerators import ACCELERATORS
+    from declarative.training.precision import PRECISIONS
+    from declarative.training.strategies import STRATEGIES
+
+    return {"accelerator": ACCELERATORS, "strategy": STRATEGIES, "precision": PRECISIONS}
+
+
+def trainer_schema() -> dict:
+    """The `trainer:` section: Lightning's arguments, with the accelerator, strategy and precision choices
+    taken from the engine's plugin registries."""
+    from declarative.spec.config import TrainerConfig
+    from declarative.training.accelerators import ACCELERATOR_CHOICES
+    from declarative.training.precision import PRECISION_CHOICES
+
+    plugins = plugin_registries()
+    schema = dataclass_schema(TrainerConfig)
+    props = schema["properties"]
+
+    def notes(name: str) -> dict:
+        return {k: v for k, v in props[name].items() if k in ("description", "default")}
+
+    props["accelerator"] = {**notes("accelerator"), "enum": ACCELERATOR_CHOICES}
+    props["precision"] = {**notes("precision"), "enum": PRECISION_CHOICES}
+    props["devices"] = {**notes("devices"), "if": {"type": "string"}, "then": {"const": "auto"},
+                        "else": {"if": {"type": "array"},
+                                 "then": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1,
+                                          "uniqueItems": True},
+                                 "else": {"type": "integer", "minimum": -1, "not": {"const": 0}}}}
+    strategies = plugins["strategy"].item_schema()
+    props["strategy"] = {**notes("strategy"), "x-registry": "strategy", "if": {"type": "string"},
+                         "then": {"enum": ["auto", *plugins["strategy"].names()]}, "else": strategies["else"]}
+    return schema
 
 
 def dataclass_schema(cls: type) -> dict:
@@ -116,7 +155,28 @@ def model_schema() -> dict:
                 },
             },
             "layers": _ref("layer_list"),
+            "init": {"description": "Initializers per layer type, e.g. {Linear: {weight: xavier_uniform_, "
+                                    "bias: zeros_}}: every layer of that type in the model, before the items' own.",
+                     "type": "object", "propertyNames": {"pattern": BLOCK_NAME},
+                     "additionalProperties": _init_table("Parameter name → torch.nn.init initializer.")},
         },
+    }
+
+
+def _init_table(what: str) -> dict:
+    return {"description": what, "type": "object", "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+            "additionalProperties": _ref("initializer")}
+
+
+def item_settings_schema() -> dict:
+    """Keys beside a layer item that set up its parameters."""
+    return {
+        "trainable": {"type": "boolean", "default": True,
+                      "description": "false: freeze every parameter inside (requires_grad off)."},
+        "train_bn": {"type": "boolean", "default": True,
+                     "description": "false: BatchNorm layers inside run in eval mode, keeping their statistics."},
+        "init": _init_table("torch.nn.init initializers by parameter name, e.g. {weight: xavier_uniform_, "
+                            "bias: zeros_}, for the parameters of that name inside this item."),
     }
 
 
@@ -137,8 +197,51 @@ def layer_item_schema(layers: Registry) -> dict:
         "output": {"description": "For a layer that returns a tuple: the element to keep (a list: nested).",
                    "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1}]},
     })
+    item["else"]["properties"].update(item_settings_schema())
     item["else"]["patternProperties"] = {BLOCK_NAME: {"type": ["object", "null"],
                                                       "propertyNames": {"pattern": NAME_PATTERN}}}
+    return item
+
+
+def _names(what: str) -> dict:
+    one = {"type": "string", "minLength": 1}
+    return {"description": what, "anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+
+
+PARAM_GROUPS = {
+    "description": "Parameter groups, each with its own optimizer arguments (lr, weight_decay, ...); the "
+                   "parameters no group selects keep the optimizer's own arguments.",
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "required": ["params"],
+        "properties": {
+            "params": {
+                "description": "Which parameters: any that one of these keys matches.",
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": {
+                    "names": _names("Globs over parameter or module names, e.g. layers.0.*, *.bias, layers.3."),
+                    "layers": _names("Layer items named with `name:`."),
+                    "type": _names("Layer class names, e.g. BatchNorm2d, LayerNorm: the parameters they hold."),
+                    "bias": {"type": "boolean", "description": "true: every parameter named bias."},
+                },
+            },
+        },
+        # the other keys are arguments of the optimizer named beside: checked against it when the run builds it
+        "propertyNames": {"pattern": "^[a-z_][a-z0-9_]*$"},
+        "additionalProperties": {"description": "An argument of the optimizer, for this group."},
+    },
+}
+
+
+def optimizer_schema(optimizers: Registry) -> dict:
+    """One optimizer by name, with optional `param_groups` beside it."""
+    item = optimizers.item_schema()
+    item["else"].pop("maxProperties")
+    item["else"]["properties"]["param_groups"] = PARAM_GROUPS
     return item
 
 
@@ -147,7 +250,6 @@ def spec_schema() -> dict[str, Any]:
     import torchvision
 
     from declarative.registry import REFERENCE
-    from declarative.spec.config import TrainerConfig
     from declarative.spec.safety import MAX_RUN_NAME, RUN_NAME_PATTERN
     from declarative.training.tasks import TASKS
 
@@ -181,6 +283,10 @@ def spec_schema() -> dict[str, Any]:
                     "train_transforms": {**_list_of("transform"),
                                          "description": "Augmentation for the training split only, run before "
                                                         "`transforms`; random ones draw per sample."},
+                    "batch_transforms": {**_list_of("batch_transform"),
+                                         "description": "MixUp / CutMix (or a RandomChoice of them) on training "
+                                                        "batches, after every other transform; the targets become "
+                                                        "class probabilities."},
                     "batch_size": {"type": "integer", "minimum": 1, "default": 32},
                     "loader": {"enum": ["auto", "memory", "dataloader"], "default": "auto",
                                "description": "memory: tensors on the training device, batched by index "
@@ -214,6 +320,7 @@ def spec_schema() -> dict[str, Any]:
                 "description": "One LR scheduler by name, and Lightning's interval / frequency / monitor.",
                 "type": "object",
                 "x-registry": regs["scheduler"].kind,
+                "x-excluded": dict(sorted(regs["scheduler"].excluded.items())),
                 "properties": {
                     **scheduler_entries,
                     "interval": {"enum": ["epoch", "step"], "default": "epoch"},
@@ -223,7 +330,7 @@ def spec_schema() -> dict[str, Any]:
                 },
                 "additionalProperties": False,
             },
-            "trainer": dataclass_schema(TrainerConfig),
+            "trainer": trainer_schema(),
             "callbacks": _list_of("callback"),
             "logger": {
                 "description": "true (TensorBoard and CSV), false, or a list of loggers.",
@@ -233,7 +340,7 @@ def spec_schema() -> dict[str, Any]:
             },
         },
         "$defs": {**{key: registry.item_schema() for key, registry in regs.items()},
-                  "layer": layer_item_schema(regs["layer"]), "layer_list": {**_list_of("layer"), "minItems": 1},
+                  "optimizer": optimizer_schema(regs["optimizer"]), "layer": layer_item_schema(regs["layer"]), "layer_list": {**_list_of("layer"), "minItems": 1},
                   "reference": REFERENCE},
     }
 

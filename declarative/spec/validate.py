@@ -79,6 +79,7 @@ def schema_problems(doc: Document) -> list[Problem]:
     problems.extend(_scheduler_problems(doc))
     problems.extend(non_finite_problems(doc))
     problems.extend(run_name_problems(doc))
+    problems.extend(_optimizer_problems(doc))
     problems.extend(item_problems(doc))
     problems.extend(block_problems(doc, committed_schema()["$defs"]["layer"]["else"]["properties"]))
     return _ordered(problems)
@@ -96,6 +97,20 @@ def _scheduler_problems(doc: Document) -> list[Problem]:
         return [doc.problem(("scheduler",), "scheduler names no LR scheduler, e.g. {StepLR: {step_size: 1}}")]
     return [doc.problem(("scheduler",), f"scheduler names {len(names)} LR schedulers ({', '.join(names)}); "
                                         "name one")]
+
+
+def _optimizer_problems(doc: Document) -> list[Problem]:
+    """An optimizer section names exactly one optimizer besides its param_groups."""
+    section = doc.data.get("optimizer")
+    if not isinstance(section, dict) or not section:
+        return []
+    names = [k for k in section if k != "param_groups"]
+    if len(names) == 1:
+        return []
+    if not names:
+        return [doc.problem(("optimizer",), "optimizer names no optimizer beside param_groups, e.g. "
+                                            "{SGD: {lr: 0.1}, param_groups: [...]}")]
+    return [doc.problem(("optimizer",), f"optimizer names {len(names)} optimizers ({', '.join(names)}); name one")]
 
 
 def _ordered(problems: Iterable[Problem]) -> list[Problem]:
@@ -132,38 +147,62 @@ def _monitor_problems(spec) -> list[Problem]:
     return problems
 
 
-def _task_problems(spec, output_shape: tuple[int, ...] | None) -> list[Problem]:
-    """Resolve the task where the loss or `task:` says it; metrics listed twice or unfit for the task."""
+def _task_problems(spec, output_shape: tuple[int, ...] | None) -> tuple[list[Problem], object]:
+    """Resolve the task where the loss or `task:` says it; metrics listed twice or unfit for the task.
+    Returns the problems and the spec resolved as far as it can be without the data."""
+    from declarative.assembly.tasks import resolve_task
     from declarative.training.metrics import duplicate_metrics
-    from declarative.training.tasks import resolve_task
 
     problems = [spec.problem(("metrics", index), f"metric '{name}' is listed twice")
                 for index, name in duplicate_metrics(spec.metrics or [])]
     if output_shape is not None:
         try:
-            resolve_task(spec, output_shape)
+            spec = resolve_task(spec, output_shape)
         except SpecError as exc:
             problems.extend(exc.problems)
-    return problems
+    return problems, spec
 
 
 def semantic_problems(spec, *, read_data: bool = False) -> list[Problem]:
-    """The problems a meta-device build finds. A model that takes values from its data is checked
-    against the data's described values (declarative.data.info); with `read_data`, the targets of data
-    that is here are read for the class count where the description is only nominal."""
+    """The problems a meta-device build finds (see `check_spec`)."""
+    return check_spec(spec, read_data=read_data)[0]
+
+
+def check_spec(spec, *, read_data: bool = False) -> tuple[list[Problem], object]:
+    """The problems a meta-device build finds, and the spec resolved as far as it can be without the data
+    (the task its loss or `task:` says, with that task's default loss and metrics). A model that takes
+    values from its data is checked against the data's described values (declarative.data.info); with
+    `read_data`, the targets of data that is here are read for the class count where the description
+    is only nominal."""
     from declarative.model.builder import plan_model
 
     problems = []
     output_shape = None
     try:
         if _data_values_known(spec, read_data):
-            output_shape = plan_model(spec).output_shape
+            plan = plan_model(spec)
+            output_shape = plan.output_shape
+            _check_parameters(spec, plan)
     except SpecError as exc:
         problems.extend(exc.problems)
-    problems.extend(_task_problems(spec, output_shape))
-    problems.extend(_monitor_problems(spec))
+    task_problems, resolved = _task_problems(spec, output_shape)
+    problems.extend(task_problems)
+    problems.extend(_monitor_problems(resolved))
     problems.extend(_loader_problems(spec))
-    return _ordered(problems)
+    return _ordered(problems), resolved
+
+
+def _check_parameters(spec, plan) -> None:
+    """What needs the model's parameters by name: initializers, freezing and the optimizer's param groups.
+    Built on the meta device: no memory, no weights read."""
+    import torch
+
+    from declarative.model.builder import build_model
+    from declarative.training.param_groups import param_groups
+
+    with torch.device("meta"):
+        model = build_model(spec, plan)
+    param_groups(model, spec.optimizer, spec)
 
 
 def _loader_problems(spec) -> list[Problem]:
@@ -206,7 +245,7 @@ def validate_document(doc: Document, *, semantic: bool = True):
         raise SpecError(problems)
     spec = spec_from_document(doc)
     if semantic:
-        problems = semantic_problems(spec)
+        problems, spec = check_spec(spec)
         if problems:
             raise SpecError(problems)
     return spec

@@ -12,16 +12,15 @@ import re
 import socket
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Callable
 
 import torch
 
 import declarative
 from declarative.errors import Location, Problem, SpecError
 from declarative.safe_load import UnreadableFile, load_weights_only
-from declarative.spec.config import Spec
 
-__all__ = ["VERSION_KEY", "atomic_write", "remove_stale_temps", "used_data_values", "checkpoint_contents", "save_checkpoint", "load_checkpoint"]
+__all__ = ["VERSION_KEY", "atomic_write", "remove_stale_temps", "save_checkpoint", "load_checkpoint"]
 
 VERSION_KEY = "dtrain_version"
 REQUIRED_KEYS = (VERSION_KEY, "spec", "state_dict")
@@ -80,51 +79,11 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def used_data_values(spec: Spec, recorded: dict | None = None) -> dict[str, Any]:
-    """The values the spec's `${data.*}` references took in this run, e.g. {'data.num_classes': 10}.
-
-    The recorded spec keeps the references (it runs again on other data); these values sit beside
-    it, in the checkpoint and as a comment heading spec.yaml, so the record shows the numbers too.
-    """
-    info = spec.model.data
-    if info is None:
-        return {}
-    text = str(recorded if recorded is not None else spec.to_dict())
-    values = {"data.num_classes": info.num_classes, "data.input_shape": list(info.input_shape)}
-    return {name: value for name, value in values.items() if f"${{{name}}}" in text}
-
-
-def checkpoint_contents(
-    spec: Spec,
-    model: torch.nn.Module,
-    *,
-    optimizers: Iterable[torch.optim.Optimizer] = (),
-    lr_schedulers: Iterable[Any] = (),
-    epoch: int = 0,
-    global_step: int = 0,
-    metrics: dict[str, Any] | None = None,
-    callbacks: dict[str, dict] | None = None,
-) -> dict[str, Any]:
-    """What a checkpoint holds, as plain data."""
-    record = spec.to_dict()
-    values = used_data_values(spec, record)
-    return {
-        VERSION_KEY: declarative.__version__,
-        "spec": record,
-        **({"data_values": values} if values else {}),  # beside the spec, which keeps its ${data.*} references
-        "state_dict": model.state_dict(),
-        "optimizer_states": [o.state_dict() for o in optimizers],
-        "lr_schedulers": [s.state_dict() for s in lr_schedulers],
-        "epoch": epoch,
-        "global_step": global_step,
-        # Floats; per-class values and confusion matrices stay (nested) lists of floats.
-        "metrics": {k: v if isinstance(v, list) else float(v) for k, v in (metrics or {}).items()},
-        "callbacks": dict(callbacks or {}),
-    }
-
-
 def save_checkpoint(contents: dict[str, Any], path: str | os.PathLike) -> None:
-    """Save atomically: an interrupted save leaves the previous file (or none), never half of one."""
+    """Save atomically: an interrupted save leaves the previous file (or none), never half of one.
+
+    `contents` is plain data (tensors, numbers, strings, lists, dicts); the dtrain version goes first."""
+    contents = {VERSION_KEY: declarative.__version__, **contents}
     atomic_write(path, lambda file: torch.save(contents, file))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["Metric", "Mean", "float_state_dtype"]
+__all__ = ["Metric", "MeanMetric", "float_state_dtype"]
 
 
 class Metric:
@@ -44,7 +44,7 @@ class Metric:
         raise NotImplementedError
 
 
-class Mean(Metric):
+class MeanMetric(Metric):
     """Sample-weighted mean of a per-batch value (the loss): sum(value * n) / sum(n)."""
 
     def reset(self, device: torch.device) -> None:

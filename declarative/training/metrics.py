@@ -9,20 +9,25 @@ all a distributed run will need.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from declarative.errors import did_you_mean
 from declarative.registry import Registry, parse_item
 from declarative.training.classification_metrics import (Accuracy, ConfusionMatrix, F1Score, JaccardIndex,
                                                          Precision, Recall)
-from declarative.training.metric_base import Mean, Metric
+from declarative.training.metric_base import MeanMetric, Metric
 from declarative.training.regression_metrics import MeanAbsoluteError, MeanSquaredError, R2Score
 
-__all__ = ["METRICS", "Metric", "Mean", "Accuracy", "Precision", "Recall", "F1Score", "JaccardIndex",
+__all__ = ["METRICS", "Metric", "MeanMetric", "EmptyBatch", "Accuracy", "Precision", "Recall", "F1Score", "JaccardIndex",
            "ConfusionMatrix", "MeanSquaredError", "MeanAbsoluteError", "R2Score", "StageMetrics", "MetricInputError",
            "stage_metric_names", "unlogged_metric", "metric_is_scalar"]
 
 METRICS = Registry("metric", list_command="dtrain layers --kind metric")
+
+# Outputs and targets of no samples, on a device, shaped as the run's: `(0, *output)`, `(0, *target)`.
+EmptyBatch = Callable[[torch.device], "tuple[torch.Tensor, torch.Tensor]"]
 
 
 class MetricInputError(ValueError):
@@ -116,17 +121,28 @@ class StageMetrics:
     per-class values (`average: none`) and confusion matrices, which `compute` gives as lists.
     """
 
-    def __init__(self, stage: str, metrics: dict[str, Metric]):
+    def __init__(self, stage: str, metrics: dict[str, Metric], empty_batch: EmptyBatch | None = None):
         self.stage = stage
-        self.loss = Mean()
+        self.loss = MeanMetric()
         self.metrics = metrics
         self.names = stage_metric_names(stage, [name for name, metric in metrics.items() if metric.scalar])
         self.tables = [f"{stage}/{name}" for name, metric in metrics.items() if not metric.scalar]
+        self.empty_batch = empty_batch
 
     def reset(self, device: torch.device) -> None:
+        """Zero every state on `device`. With `empty_batch` (runs of several processes), each metric then
+        sees a batch of no samples, which sizes its states: a process whose share of a split has no
+        batch still adds states of the right shape to the all-reduce."""
         self.loss.reset(device)
         for metric in self.metrics.values():
             metric.reset(device)
+        if self.empty_batch is not None:
+            outputs, targets = self.empty_batch(device)
+            for index, (name, metric) in enumerate(self.metrics.items()):
+                try:
+                    metric.update(outputs, targets)
+                except ValueError as exc:
+                    raise MetricInputError(index, f"metric '{name}': {exc}") from None
 
     def update(self, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
         """Add one batch: its mean loss (weighted by its size) and the metrics' counts."""

@@ -21,9 +21,7 @@ __all__ = ["check_before_training"]
 
 def check_before_training(spec, plan, data) -> None:
     """Raise a located SpecError for a run that would fail partway (see the module's docstring)."""
-    from declarative.training.trainer import limit_batches
-
-    num_train_batches = limit_batches(spec, len(data.train), "limit_train_batches")
+    num_train_batches = spec.trainer.settings().limit("train", len(data.train))
     _check_drop_last(spec, data.train.num_samples)
     _check_batch_norm(spec, plan, data.train.num_samples, reaches_last=num_train_batches == len(data.train))
     _check_one_cycle(spec, num_train_batches)

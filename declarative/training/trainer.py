@@ -1,18 +1,25 @@
-"""The training loop: Lightning's `fit` and `test`, driven by a spec's trainer settings.
+"""The training loop: Lightning's `fit` and `test`, on plain PyTorch objects.
 
     fit:  sanity validation → for each epoch: train batches (accumulate, clip, step, schedule)
           → epoch metrics → validation (every check_val_every_n_epoch) → callbacks → scheduler
     test: one pass over the test split
 
-Fast by default: losses and metrics accumulate on the device, and the host reads them only
-when it logs (every `log_every_n_steps` optimizer steps, and once per epoch); evaluation runs
-under `torch.inference_mode()`.
+The Trainer knows nothing of specs: it takes settings (Lightning's Trainer arguments), built
+modules, an optimizer, a scheduler, batches, metrics, callbacks, loggers and three plugins —
+the strategy (how processes share the work), the precision and, through the strategy, the
+accelerator. It raises plain exceptions (declarative/training/errors.py) that name the input at
+fault; the assembly layer turns them into located spec problems.
+
+Fast by default: losses and metrics accumulate on the device, and the host reads them only when
+it logs (every `log_every_n_steps` optimizer steps, and once per epoch); evaluation runs under
+`torch.inference_mode()`. Under several processes the metric sums are all-reduced at those same
+moments, so every process sees (and decides on) the same values.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
@@ -21,17 +28,21 @@ from rich.console import Console
 
 from declarative.callbacks.base import require_metric
 from declarative.callbacks.model_checkpoint import ModelCheckpoint
-from declarative.spec.config import Component, Spec
-from declarative.training.accelerator import Accelerator
-from declarative.training.checkpoint import checkpoint_contents, load_checkpoint, save_checkpoint
-from declarative.training.metrics import METRICS, MetricInputError, StageMetrics, duplicate_metrics, metric_log_name
-from declarative.training.precision import Precision
+from declarative.training.checkpoint import load_checkpoint, save_checkpoint
+from declarative.training.errors import (EngineError, MisconfigurationError, NonFiniteLossError, StepError,
+                                         is_peer_failure)
+from declarative.training.metrics import MetricInputError, StageMetrics
+from declarative.training.precision import PrecisionPlugin
+from declarative.training.settings import TrainerSettings
+from declarative.training.strategies import Strategy
 
-__all__ = ["Batches", "DataSplits", "Trainer", "limit_batches", "estimated_stepping_batches"]
+__all__ = ["BatchSource", "DataSplits", "LRSchedulerConfig", "Trainer"]
+
+STAGES = ("train", "val", "test")
 
 
-class Batches(Protocol):
-    """One split's batches: `(inputs, targets)` pairs already on the device."""
+class BatchSource(Protocol):
+    """One split's batches: `(inputs, targets)` pairs already on the device (declarative.data's Batches)."""
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]: ...
 
@@ -39,94 +50,75 @@ class Batches(Protocol):
 
 
 class DataSplits(Protocol):
-    """What `build_data` returns; `val` and `test` are None when the spec has no such split."""
+    """A run's batches; `val` and `test` are None when the run has no such split."""
 
-    train: Batches
-    val: Batches | None
-    test: Batches | None
-
-
-def limit_batches(spec: Spec, total: int, setting: str) -> int:
-    """Batches a stage runs: `limit_*_batches` as a count (int) or a fraction of `total` (float)."""
-    limit = getattr(spec.trainer, setting)
-    if isinstance(limit, int) and not isinstance(limit, bool):
-        return min(total, limit)
-    if limit > 1.0:
-        raise spec.error(("trainer", setting), f"{setting}={limit} is a fraction above 1.0 — write a fraction "
-                                               f"up to 1.0, or an integer for a count of batches")
-    count = int(total * limit)
-    if limit > 0 and total > 0 and count == 0:
-        raise spec.error(("trainer", setting), f"{setting}={limit} of {total} batches is less than one batch — "
-                                               "raise the fraction, or give a count such as 1")
-    return count
+    train: BatchSource
+    val: BatchSource | None
+    test: BatchSource | None
 
 
-def estimated_stepping_batches(spec: Spec, num_train_batches: int) -> int | float:
-    """Optimizer steps the whole fit will take (math.inf when no limit bounds it), as Lightning estimates them."""
-    settings = spec.trainer
-    per_epoch = math.ceil(num_train_batches / settings.accumulate_grad_batches)
-    epochs = settings.epochs_limit
-    total = per_epoch * epochs if epochs is not None else math.inf
-    return min(total, settings.max_steps) if settings.max_steps is not None else total
+@dataclass
+class LRSchedulerConfig:
+    """An LR scheduler and when it steps, as Lightning's `lr_scheduler` config says it."""
 
-
-def _culprit(exc: BaseException, model: torch.nn.Module, loss_fn: torch.nn.Module) -> tuple:
-    """The spec section to blame for a failed forward: the loss, the model, or else the data."""
-    frame = exc.__traceback__
-    while frame is not None:  # outermost first: the module whose call raised
-        owner = frame.tb_frame.f_locals.get("self")
-        if owner is loss_fn:
-            return ("loss",)
-        if owner is model:
-            return ("model", "layers")
-        frame = frame.tb_next
-    return ("data", "val")
+    scheduler: Any
+    interval: str = "epoch"  # "epoch" or "step"
+    frequency: int = 1
+    monitor: str | None = "val/loss"  # what ReduceLROnPlateau reads
 
 
 class Trainer:
-    """Fits and tests a model as the spec's `trainer` section says, with Lightning's loop and names.
+    """Fits and tests a model with Lightning's loop and names, on one or many processes.
 
     Args:
-        spec: the typed spec: trainer settings, metric names, and where to point located errors.
-        accelerator: the device (batches arrive on it; `prepare` moves the model there).
+        settings: the loop's Lightning arguments (max_epochs, limits, accumulation, clipping, ...).
+        strategy: a configured strategy (single_device, ddp, fsdp, xla); it knows the device.
         precision: autocast, loss scaling and dtype conversion.
+        metrics: each stage's StageMetrics ("train", "val", "test"); states are summed over processes.
         callbacks: called in order at each hook; any object with the hook's method name works.
-        loggers: every logged scalar goes to each of them (settable until `fit`).
+        loggers: every logged scalar goes to each of them (only process 0 should be given any).
         root_dir: the run directory; ModelCheckpoint's default folder is `root_dir/checkpoints`
             (settable until `fit`; default: the working directory).
-        console: where messages and the progress bar go.
+        console: where messages and the progress bar go (process 0 only prints).
+        hparams: the run's settings, logged once as hyperparameters (plain data).
+        checkpoint_extras: plain data every checkpoint carries besides the training state (the spec).
     """
 
     def __init__(
         self,
-        spec: Spec,
+        settings: TrainerSettings,
         *,
-        accelerator: Accelerator,
-        precision: Precision,
+        strategy: Strategy,
+        precision: PrecisionPlugin,
+        metrics: dict[str, StageMetrics],
         callbacks: Sequence[Any] = (),
         loggers: Sequence[Any] = (),
         root_dir: str | Path | None = None,
         console: Console | None = None,
+        hparams: dict[str, Any] | None = None,
+        checkpoint_extras: dict[str, Any] | None = None,
     ):
-        self.spec = spec
-        self.settings = spec.trainer
-        self.accelerator = accelerator
-        self.device = accelerator.device
+        self.settings = settings
+        self.strategy = strategy
         self.precision = precision
         self.console = console or Console()
         self.loggers = list(loggers)
         self.root_dir = Path(root_dir) if root_dir is not None else Path.cwd()
+        self.hparams = dict(hparams or {})
+        self.checkpoint_extras = dict(checkpoint_extras or {})
         self.callbacks = list(callbacks)
-        if self.settings.enable_progress_bar:
+        if settings.enable_progress_bar and strategy.is_global_zero:
             from declarative.training.progress import ProgressBar
 
             self.callbacks.append(ProgressBar(self.console))  # last: it shows what the others logged
-        self.stage_metrics = {stage: self._build_metrics(stage) for stage in ("train", "val", "test")}
+        missing = [stage for stage in STAGES if stage not in metrics]
+        assert not missing, f"metrics needs a StageMetrics for {missing}"
+        self.stage_metrics = dict(metrics)
 
         self.model: torch.nn.Module | None = None
         self.optimizers: list[torch.optim.Optimizer] = []
-        self.scheduler: Any = None
-        self.scheduler_config = spec.scheduler
+        self.lr_scheduler: LRSchedulerConfig | None = None
+        self.train_dataloader: Batches | None = None  # set by fit
         self.current_epoch = 0
         self.global_step = 0
         self.should_stop = False
@@ -135,18 +127,33 @@ class Trainer:
         self.num_train_batches = 0
         self.num_val_batches = 0
         self.num_test_batches = 0
+        self._has_validation = False
         # Floats, and nested lists for per-class values and confusion matrices (see StageMetrics).
         self.callback_metrics: dict[str, Any] = {}
         self.val_metrics: dict[str, Any] = {}
         self.test_metrics: dict[str, Any] = {}
         self._pending_logs: dict[str, float] = {}
+        self._nonfinite_step: torch.Tensor | None = None  # first step whose training loss was not finite, -1: none
+        self._device_step: torch.Tensor | None = None  # global_step, kept on the device
 
     # ----------------------------------------------------------------------------------------
-    # What callbacks read
+    # What callbacks read (the TrainerView protocol of declarative/callbacks/base.py)
+
+    @property
+    def device(self) -> torch.device:
+        return self.strategy.root_device
+
+    @property
+    def is_global_zero(self) -> bool:
+        return self.strategy.is_global_zero
+
+    @property
+    def world_size(self) -> int:
+        return self.strategy.world_size
 
     @property
     def has_validation(self) -> bool:
-        return self.num_val_batches > 0
+        return self._has_validation
 
     @property
     def logged_metric_names(self) -> list[str]:
@@ -180,22 +187,29 @@ class Trainer:
         self.callback_metrics.update(metrics)
 
     def print(self, message: str) -> None:
-        """A message for the user (above the progress bar when one is live)."""
-        self.console.print(message, markup=False, highlight=False)
+        """A message for the user (process 0 only; above the progress bar when one is live)."""
+        if self.is_global_zero:
+            self.console.print(message, markup=False, highlight=False)
 
     def save_checkpoint(self, path: str | Path) -> None:
-        """Save the run's state (weights, optimizer and scheduler, counters, metrics, callbacks) to `path`."""
+        """Save the run's state to `path`; every process must call it (FSDP gathers), process 0 writes."""
         assert self.model is not None, "save_checkpoint needs a model: call it during fit"
-        contents = checkpoint_contents(
-            self.spec, self.model,
-            optimizers=self.optimizers,
-            lr_schedulers=[self.scheduler] if self.scheduler is not None else [],
-            epoch=self.current_epoch,
-            global_step=self.global_step,
-            metrics=self.callback_metrics,
-            callbacks=self._callback_states(),
-        )
-        save_checkpoint(contents, path)
+        strategy = self.strategy
+        contents = {
+            **self.checkpoint_extras,
+            "state_dict": strategy.model_state_dict(self.model),
+            "optimizer_states": [strategy.optimizer_state_dict(self.model, o) for o in self.optimizers],
+            "lr_schedulers": [self.lr_scheduler.scheduler.state_dict()] if self.lr_scheduler is not None else [],
+            "precision": self.precision.state_dict(),
+            "epoch": self.current_epoch,
+            "global_step": self.global_step,
+            # Floats; per-class values and confusion matrices stay (nested) lists of floats.
+            "metrics": {k: v if isinstance(v, list) else float(v) for k, v in self.callback_metrics.items()},
+            "callbacks": self._callback_states(),
+        }
+        self._call("on_save_checkpoint", contents)  # Lightning's hook: a callback may change what is saved
+        if strategy.is_global_zero:
+            save_checkpoint(contents, path)
 
     def _callback_states(self) -> dict[str, dict]:
         """Each stateful callback's state, under its `state_key` (as Lightning keys them)."""
@@ -209,9 +223,11 @@ class Trainer:
     # ----------------------------------------------------------------------------------------
     # Entry points
 
-    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
-        """The module on the device, in the run's precision; call it before building the optimizer."""
-        return self.precision.convert_module(module.to(self.device))
+    def setup_module(self, module: torch.nn.Module) -> torch.nn.Module:
+        """The module on the device, in the run's precision, wrapped by the strategy (DDP, FSDP).
+
+        Build the optimizer from the parameters of what this returns (FSDP replaces them with shards)."""
+        return self.strategy.setup_module(self.precision.convert_module(module))
 
     def fit(
         self,
@@ -219,13 +235,17 @@ class Trainer:
         loss_fn: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         data: DataSplits,
-        scheduler: Any = None,
+        scheduler: LRSchedulerConfig | None = None,
     ) -> None:
         """Sanity-check validation, then train (and validate) until a limit or a callback stops it."""
-        self.model, self.optimizers, self.scheduler = model, [optimizer], scheduler
-        self.num_train_batches = limit_batches(self.spec, len(data.train), "limit_train_batches")
-        self.num_val_batches = (limit_batches(self.spec, len(data.val), "limit_val_batches")
-                                if data.val is not None else 0)
+        self.model, self.optimizers, self.lr_scheduler = model, [optimizer], scheduler
+        self.train_dataloader = data.train  # Lightning's name; StochasticWeightAveraging's BatchNorm pass reads it
+        self.num_train_batches = self.settings.limit("train", len(data.train))
+        self.num_val_batches = self.settings.limit("val", len(data.val)) if data.val is not None else 0
+        # Every process must agree, or one would wait in validation's all-reduce for the others.
+        self._has_validation = self.strategy.reduce_any(self.num_val_batches > 0)
+        self._nonfinite_step = torch.full((), -1, dtype=torch.int64, device=self.device)
+        self._device_step = torch.full((), self.global_step, dtype=torch.int64, device=self.device)
         self._check_scheduler_monitor()
         self._call("setup", "fit")
         try:
@@ -246,15 +266,17 @@ class Trainer:
         self,
         model: torch.nn.Module,
         loss_fn: torch.nn.Module,
-        batches: Batches,
+        batches: BatchSource,
         *,
         ckpt_path: str | Path | None = None,
     ) -> dict[str, float]:
         """Run the test split once (with the weights of `ckpt_path`, when given) and log `test/*`."""
         if ckpt_path is not None:
-            model.load_state_dict(load_checkpoint(ckpt_path)["state_dict"])
+            # Process 0 reads the file and hands the weights on: the others need no shared file system.
+            state = load_checkpoint(ckpt_path)["state_dict"] if self.strategy.is_global_zero else None
+            self.strategy.load_model_state_dict(model, self.strategy.broadcast(state))
         self.model = model
-        self.num_test_batches = limit_batches(self.spec, len(batches), "limit_test_batches")
+        self.num_test_batches = self.settings.limit("test", len(batches))
         self._call("setup", "test")
         try:
             self._call("on_test_start")
@@ -281,22 +303,15 @@ class Trainer:
         limit = self.settings.epochs_limit
         return limit is not None and self.current_epoch >= limit
 
-    def _sanity_check(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: Batches | None) -> None:
+    def _sanity_check(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: BatchSource | None) -> None:
         """A few validation batches before training, so a broken validation fails in seconds, not after an epoch."""
         count = min(self.settings.num_sanity_val_steps, self.num_val_batches)
-        if batches is None or count == 0:
+        if batches is None or not self.has_validation or self.settings.num_sanity_val_steps == 0:
             return
         self.sanity_checking = True
         self._call("on_sanity_check_start")
         self._call("on_validation_start")
-        try:
-            self._evaluate("val", model, loss_fn, batches, count)  # results are not logged
-        except (RuntimeError, ValueError, IndexError) as exc:
-            if isinstance(exc, torch.OutOfMemoryError):
-                raise
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise self.spec.error(_culprit(exc, model, loss_fn), "validation fails in the sanity check, before any "
-                                                                 f"training: {first}") from exc
+        self._evaluate("val", model, loss_fn, batches, count, stage_name="sanity check")  # results are not logged
         self._call("on_validation_end")
         self._call("on_sanity_check_end")
         self.sanity_checking = False
@@ -309,7 +324,9 @@ class Trainer:
         self._flush_logs()
         batches_run = self._train_epoch(model, loss_fn, optimizer, parameters, data.train)
         if batches_run:
-            self.log(self.stage_metrics["train"].compute())
+            values = self._compute("train")
+            self._check_finite(values.get("train/loss"))
+            self.log(values)
         if data.val is not None and self._validation_due():
             self._validate(model, loss_fn, data.val)
         self._call("on_train_epoch_end")
@@ -318,7 +335,7 @@ class Trainer:
         self.current_epoch += 1
 
     def _train_epoch(self, model: torch.nn.Module, loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                     parameters: list[torch.Tensor], batches: Batches) -> int:
+                     parameters: list[torch.Tensor], batches: BatchSource) -> int:
         """One pass over the training batches; the number of batches it ran."""
         model.train()
         metrics = self.stage_metrics["train"]
@@ -326,32 +343,85 @@ class Trainer:
         accumulate = self.settings.accumulate_grad_batches
         step_loss, micro_batches, batch_idx = None, 0, -1
         for batch_idx, batch in enumerate(itertools.islice(batches, self.num_train_batches)):
+            stepping = (batch_idx + 1) % accumulate == 0 or batch_idx + 1 == self.num_train_batches
             inputs, targets = self.precision.convert_input(batch)
-            with self.precision.forward_context():
-                outputs = model(inputs)
-                loss = loss_fn(outputs, targets)
-            self.precision.backward(loss / accumulate if accumulate > 1 else loss)
+            with self.strategy.no_backward_sync(model, not stepping):
+                outputs, loss = self._forward(model, loss_fn, inputs, targets, "train")
+                self._backward(loss / accumulate if accumulate > 1 else loss)
             loss = loss.detach()
             self._update_metrics(metrics, loss, outputs.detach(), targets)
+            # Remember the first step whose loss is not finite, on the device: no sync here (and the same
+            # graph every step, for XLA).
+            self._nonfinite_step = torch.where(torch.isfinite(loss) | (self._nonfinite_step >= 0),
+                                               self._nonfinite_step, self._device_step)
             step_loss = loss if step_loss is None else step_loss + loss
             micro_batches += 1
-            stepped = (batch_idx + 1) % accumulate == 0 or batch_idx + 1 == self.num_train_batches
-            if stepped:
+            if stepping:
                 self._optimizer_step(optimizer, parameters)
                 self.global_step += 1
+                self._device_step.add_(1)
                 if self.global_step % self.settings.log_every_n_steps == 0:
                     self.log_step_due = True
-                    # The one per-step host sync, and only on logging steps.
-                    self.log({"train/loss_step": (step_loss / micro_batches).item()})
+                    self.log({"train/loss_step": self._read_step_loss(step_loss, micro_batches)})
                 step_loss, micro_batches = None, 0
             self._call("on_train_batch_end", loss, batch, batch_idx)
-            if stepped:
+            if stepping:
                 self._flush_logs()
                 self.log_step_due = False
                 self._step_scheduler("step")  # after the batch hooks, so they see the rate this step used
                 if self.max_steps_reached:
                     break
         return batch_idx + 1
+
+    def _forward(self, model: torch.nn.Module, loss_fn: torch.nn.Module, inputs: Any, targets: Any,
+                 stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            with self.precision.forward_context():
+                outputs = model(inputs)
+                loss = loss_fn(outputs, targets)
+        except EngineError:
+            raise
+        except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+            if isinstance(exc, torch.OutOfMemoryError) or is_peer_failure(exc):
+                raise
+            raise self._step_error(exc, stage, model, loss_fn) from exc
+        return outputs, loss
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        try:
+            if self.settings.detect_anomaly:
+                with torch.autograd.detect_anomaly():
+                    self.precision.backward(loss)
+            else:
+                self.precision.backward(loss)
+        except RuntimeError as exc:
+            if isinstance(exc, torch.OutOfMemoryError) or is_peer_failure(exc):
+                raise
+            raise StepError(f"the backward pass fails at epoch {self.current_epoch}, step {self.global_step}: "
+                            f"{_first_line(exc)}", ("model", ""), stage="train", epoch=self.current_epoch,
+                            step=self.global_step) from exc
+
+    def _read_step_loss(self, step_loss: torch.Tensor, micro_batches: int) -> float:
+        """The mean loss of this step over every process: the one per-step host sync, on logging steps only."""
+        if self.strategy.distributed:
+            sums = torch.stack([step_loss.float(), torch.tensor(float(micro_batches), device=step_loss.device)])
+            self.strategy.all_reduce([sums])
+            total, count = sums.tolist()
+            value = total / count
+        else:
+            value = (step_loss / micro_batches).item()
+        self._check_finite(value)
+        return value
+
+    def _check_finite(self, value: float | None) -> None:
+        """Stop the run when the training loss (read anyway, for logging) is NaN or infinite."""
+        if value is None or value == value and abs(value) != float("inf"):
+            return
+        step = int(self._nonfinite_step.item()) if self._nonfinite_step is not None else -1
+        step = step if step >= 0 else self.global_step
+        raise NonFiniteLossError(f"the training loss became {value} at epoch {self.current_epoch}, step {step} — "
+                                 "the usual causes: a learning rate too high for this model (lower it), or NaN/inf "
+                                 "in the inputs or targets", epoch=self.current_epoch, step=step)
 
     def _optimizer_step(self, optimizer: torch.optim.Optimizer, parameters: list[torch.Tensor]) -> None:
         clip = self.settings.gradient_clip_val
@@ -361,81 +431,95 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(parameters, clip)
             else:
                 torch.nn.utils.clip_grad_value_(parameters, clip)
+        self.strategy.before_optimizer_step(optimizer)
         self.precision.optimizer_step(optimizer)
         optimizer.zero_grad(set_to_none=True)
+        self.strategy.mark_step()
 
     def _validation_due(self) -> bool:
         return self.has_validation and (self.current_epoch + 1) % self.settings.check_val_every_n_epoch == 0
 
-    def _validate(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: Batches) -> None:
+    def _validate(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: BatchSource) -> None:
         self._call("on_validation_start")
         self.val_metrics = self._evaluate("val", model, loss_fn, batches, self.num_val_batches)
         self.log(self.val_metrics)
         self._call("on_validation_end")
 
-    def _evaluate(self, stage: str, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: Batches,
-                  count: int) -> dict[str, float]:
-        """Loss and metrics over `count` batches, in eval mode, under inference_mode."""
-        if count == 0:
-            return {}
+    def _evaluate(self, stage: str, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: BatchSource,
+                  count: int, stage_name: str | None = None) -> dict[str, float]:
+        """Loss and metrics over `count` batches (this process's share), in eval mode, under inference_mode.
+
+        Every process takes part in the reduction, even one whose share has no batch."""
         metrics = self.stage_metrics[stage]
         hook = "on_validation_batch_end" if stage == "val" else f"on_{stage}_batch_end"
         was_training = model.training
         model.eval()
-        with torch.inference_mode():
+        with self.strategy.inference_context():
             metrics.reset(self.device)  # inside inference_mode: the state is updated by inference tensors
             for batch_idx, batch in enumerate(itertools.islice(batches, count)):
                 inputs, targets = self.precision.convert_input(batch)
-                with self.precision.forward_context():
-                    outputs = model(inputs)
-                    loss = loss_fn(outputs, targets)
+                outputs, loss = self._forward(model, loss_fn, inputs, targets, stage_name or stage)
                 self._update_metrics(metrics, loss, outputs, targets)
+                self.strategy.mark_step()
                 self._call(hook, loss, batch, batch_idx)
-            values = metrics.compute()
+            values = self._compute(stage) if self.strategy.reduce_any(count > 0) else {}
         model.train(was_training)
         return values
+
+    def _compute(self, stage: str) -> dict[str, Any]:
+        """A stage's values: its metric sums added up over the processes, then read with one sync."""
+        metrics = self.stage_metrics[stage]
+        if self.strategy.distributed:
+            self.strategy.all_reduce(metrics.states())
+        return metrics.compute()
 
     def _update_metrics(self, metrics: StageMetrics, loss: torch.Tensor, outputs: torch.Tensor, targets: Any) -> None:
         try:
             metrics.update(loss, outputs, targets)
         except MetricInputError as exc:
-            raise self.spec.error(("metrics", exc.index), str(exc)) from None
+            raise MisconfigurationError(str(exc), ("metrics", exc.index)) from None
+
+    def _step_error(self, exc: BaseException, stage: str, model: torch.nn.Module, loss_fn: torch.nn.Module) -> StepError:
+        """A failed forward or loss as a StepError naming the module that raised (the innermost one)."""
+        where = _culprit(exc, self.strategy.unwrap(model), loss_fn) or ("data", "val" if stage == "sanity check"
+                                                                        else stage)
+        if stage == "sanity check":
+            message = f"validation fails in the sanity check, before any training: {_first_line(exc)}"
+        else:
+            message = f"{stage} fails at epoch {self.current_epoch}, step {self.global_step}: {_first_line(exc)}"
+        return StepError(message, where, stage=stage, epoch=self.current_epoch, step=self.global_step)
 
     def _step_scheduler(self, interval: str) -> None:
-        config, scheduler = self.scheduler_config, self.scheduler
-        if scheduler is None or config is None or config.interval != interval:
+        config = self.lr_scheduler
+        if config is None or config.interval != interval:
             return
         count = self.global_step if interval == "step" else self.current_epoch + 1
         if count % config.frequency:
             return
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            value = self.callback_metrics.get(config.monitor)
-            if value is not None:  # None until the metric's first logging (e.g. val every N epochs)
-                scheduler.step(value)
-        else:
-            scheduler.step()
+        try:
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                value = self.callback_metrics.get(config.monitor)
+                if value is not None:  # None until the metric's first logging (e.g. val every N epochs)
+                    config.scheduler.step(value)
+            else:
+                config.scheduler.step()
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+            raise StepError(f"the LR scheduler fails at epoch {self.current_epoch}, step {self.global_step}: "
+                            f"{_first_line(exc)}", ("scheduler",), stage="train", epoch=self.current_epoch,
+                            step=self.global_step) from exc
 
     # ----------------------------------------------------------------------------------------
     # Plumbing
 
-    def _build_metrics(self, stage: str) -> StageMetrics:
-        items = self.spec.metrics or []
-        for index, name in duplicate_metrics(items):
-            raise self.spec.error(("metrics", index), f"metric '{name}' is listed twice")
-        task = self.spec.task or "multiclass"
-        return StageMetrics(stage, {metric_log_name(item): METRICS.build_component(
-            Component.parse(item, ("metrics", i)), self.spec, task=task) for i, item in enumerate(items)})
-
     def _check_scheduler_monitor(self) -> None:
-        config = self.scheduler_config
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and config is not None:
-            require_metric(self, config.monitor, ("scheduler", "monitor"), "ReduceLROnPlateau monitor")
+        config = self.lr_scheduler
+        if config is not None and isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            require_metric(self, config.monitor, "ReduceLROnPlateau monitor", ("scheduler", "monitor"))
 
     def _log_hyperparams(self, *, has_test: bool) -> None:
         names = self.logged_metric_names + (self.stage_metrics["test"].names if has_test else [])
-        params = self.spec.to_dict()
         for logger in self.loggers:
-            logger.log_hyperparams(params, names)
+            logger.log_hyperparams(self.hparams, names)
 
     def _flush_logs(self) -> None:
         if not self._pending_logs:
@@ -448,8 +532,34 @@ class Trainer:
     def _call(self, hook: str, *args: Any) -> None:
         """Call `hook` on each callback that has it (duck typing, as Lightning Fabric does)."""
         model = self.model
-        for callback in self.callbacks:
+        for index, callback in enumerate(self.callbacks):
             method = getattr(callback, hook, None)
             if method is None:
                 continue
-            method(self, model, *args)
+            try:
+                method(self, model, *args)
+            except MisconfigurationError as exc:
+                if exc.where[:1] in (("trainer",), ("metrics",), ("scheduler",), ("callbacks",)):
+                    raise
+                raise exc.located("callbacks", index)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _culprit(exc: BaseException, model: torch.nn.Module, loss_fn: torch.nn.Module) -> tuple | None:
+    """What raised in a forward pass: ("loss",), ("model", name of the innermost module), or None (neither)."""
+    names = {id(module): name for name, module in model.named_modules()}
+    losses = {id(module) for module in loss_fn.modules()}
+    found: tuple | None = None
+    frame = exc.__traceback__
+    while frame is not None:  # outermost first; the last module seen is the innermost one
+        owner = frame.tb_frame.f_locals.get("self")
+        if owner is not None and id(owner) in losses:
+            return ("loss",)
+        if owner is not None and id(owner) in names:
+            found = ("model", names[id(owner)])
+        frame = frame.tb_next
+    return found
+

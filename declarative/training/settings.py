@@ -1,0 +1,73 @@
+"""The Trainer's settings: Lightning's Trainer arguments that shape the loop, as a plain dataclass.
+
+The spec's `trainer:` section (`TrainerConfig`, in the spec package) is this dataclass plus
+what the assembly resolves before a Trainer exists (accelerator, devices, strategy, precision,
+where runs go). Each field's metadata holds its one-line doc and numeric bounds; the spec's JSON
+Schema is generated from them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+__all__ = ["TrainerSettings", "setting"]
+
+
+def setting(default: Any, doc: str, **bounds: Any) -> Any:
+    """A dataclass field with a doc line and JSON Schema bounds (minimum, ...)."""
+    return field(default=default, metadata={"doc": doc, **bounds})
+
+
+@dataclass
+class TrainerSettings:
+    """Lightning Trainer arguments that drive the loop, with Lightning's names, meanings and defaults."""
+
+    max_epochs: Union[int, None] = setting(None, "Stop after this many epochs (1000 if neither limit is set).", minimum=1)
+    max_steps: Union[int, None] = setting(None, "Stop after this many optimizer steps.", minimum=1)
+    num_sanity_val_steps: int = setting(2, "Validation batches run before training, to fail fast.", minimum=0)
+    check_val_every_n_epoch: int = setting(1, "Validate every N epochs.", minimum=1)
+    log_every_n_steps: int = setting(50, "Log training scalars every N optimizer steps.", minimum=1)
+    limit_train_batches: Union[int, float] = setting(1.0, "Batches per training epoch: a count, or a fraction (float).", minimum=0)
+    limit_val_batches: Union[int, float] = setting(1.0, "Batches per validation run: a count, or a fraction (float).", minimum=0)
+    limit_test_batches: Union[int, float] = setting(1.0, "Batches of the test run: a count, or a fraction (float).", minimum=0)
+    accumulate_grad_batches: int = setting(1, "Accumulate gradients over N batches per optimizer step.", minimum=1)
+    gradient_clip_val: Union[float, None] = setting(None, "Clip gradients at this value (none: no clipping).", minimum=0)
+    gradient_clip_algorithm: Literal["norm", "value"] = setting("norm", "Clip by total norm or by value.")
+    detect_anomaly: bool = setting(False, "Run the backward pass under torch.autograd's anomaly detection (slow: "
+                                          "names the operation that made a NaN); a non-finite training loss stops the "
+                                          "run either way.")
+    enable_progress_bar: bool = setting(True, "Show a progress bar.")
+    enable_checkpointing: bool = setting(True, "Without a ModelCheckpoint in callbacks, still save last.ckpt each "
+                                               "epoch (false: save no checkpoint at all).")
+
+    @property
+    def epochs_limit(self) -> int | None:
+        if self.max_epochs is None and self.max_steps is None:
+            return 1000  # Lightning's default
+        return self.max_epochs
+
+    def limit(self, stage: str, total: int) -> int:
+        """Batches a stage runs: `limit_<stage>_batches` as a count (int) or a fraction of `total` (float)."""
+        from declarative.training.errors import MisconfigurationError
+
+        name = f"limit_{stage}_batches"
+        limit = getattr(self, name)
+        if isinstance(limit, int) and not isinstance(limit, bool):
+            return min(total, limit)
+        if limit > 1.0:
+            raise MisconfigurationError(f"{name}={limit} is a fraction above 1.0 — write a fraction up to 1.0, or an "
+                                        "integer for a count of batches", ("trainer", name))
+        count = int(total * limit)
+        if limit > 0 and total > 0 and count == 0:
+            raise MisconfigurationError(f"{name}={limit} of {total} batches is less than one batch — raise the "
+                                        "fraction, or give a count such as 1", ("trainer", name))
+        return count
+
+    def stepping_batches(self, num_train_batches: int) -> int | float:
+        """Optimizer steps the whole fit will take (math.inf when no limit bounds it), as Lightning estimates them."""
+        per_epoch = math.ceil(num_train_batches / self.accumulate_grad_batches)
+        epochs = self.epochs_limit
+        total = per_epoch * epochs if epochs is not None else math.inf
+        return min(total, self.max_steps) if self.max_steps is not None else total
