@@ -85,8 +85,11 @@ def _fit(run: Assembly, console: Console) -> RunResult:
     # The run folder comes after everything that can reject the spec, and goes again if fit's own
     # checks reject it: a rejected spec leaves no run folder behind. Process 0 makes it; the others
     # learn its path, for ModelCheckpoint's folder.
-    run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec)) if strategy.is_global_zero \
-        else None
+    try:
+        run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec)) \
+            if strategy.is_global_zero else None
+    except MisconfigurationError as exc:  # a root it cannot make a folder in
+        raise run.locator.error(exc) from None
     run_dir = RunDir(Path(strategy.broadcast(str(run_dir.path) if run_dir else None)))
     trainer.root_dir = run_dir.path
     trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero else []
