@@ -93,6 +93,7 @@ class Case:
     code: int = 1
     says: str = ""  # in the message line
     at: str = r"spec\.yaml:\d+:\d+: "  # where the message line starts: the location
+    keeps_run: bool = False  # it fails after training started: its run folder stays, with what it saved
 
     @property
     def source(self) -> str:
@@ -106,9 +107,9 @@ def bad_spec(id: str, text: str | bytes, says: str, at: str = r"spec\.yaml:\d+:\
 
 
 def bad_run(id: str, text: str, says: str, files: dict | None = None, code: int = 1,
-            at: str = r"spec\.yaml:\d+:\d+: ") -> Case:
+            at: str = r"spec\.yaml:\d+:\d+: ", keeps_run: bool = False) -> Case:
     """A spec that only `dtrain run` can find wrong (its data, its run length): rejected before training."""
-    return Case(id, ["run", "spec.yaml"], {"spec.yaml": text, **(files or {})}, code, says, at)
+    return Case(id, ["run", "spec.yaml"], {"spec.yaml": text, **(files or {})}, code, says, at, keeps_run)
 
 
 def bad_override(id: str, override: str, says: str, code: int = 2, at: str = "usage error: ") -> Case:
@@ -291,7 +292,8 @@ CASES = [
     bad_run("dataloader-inputs-nan", edit("  batch_size: 16", "  batch_size: 16\n  loader: dataloader", ARRAY_SPEC),
             "sample 5 holds .nan", {"d.npz": arrays(floats(bad=np.nan), CLASSES)}),
     bad_run("nan-allowed-by-choice", edit("  batch_size: 16", "  batch_size: 16\n  check_finite: false", ARRAY_SPEC),
-            "", {"d.npz": arrays(floats(bad=np.nan), CLASSES)}, code=0),
+            "the training loss became nan", {"d.npz": arrays(floats(bad=np.nan), CLASSES)}, keeps_run=True),
+    bad_run("sgd-lr-huge", edit("lr: 0.1", "lr: 1.0e+12"), "the training loss became nan", keeps_run=True),
     bad_run("npz-truncated", ARRAY_SPEC, "is not a readable .npz file",
             {"d.npz": truncated(arrays(floats(), CLASSES))}),
     bad_run("npz-not-a-zip", ARRAY_SPEC, "its zip archive is damaged", {"d.npz": b"PK not really a zip"}),
@@ -411,7 +413,10 @@ def test_hostile_input_ends_in_a_located_message_and_its_exit_code(case, tmp_pat
         lines = result.stderr.splitlines()
         assert any(re.match(case.at, line) and case.says in line for line in lines), result.stderr
         assert all(re.match(case.source, line) for line in lines), result.stderr
-        assert not list(box.glob("runs/*/version_*"))  # rejected: no run folder is left behind
+        if case.keeps_run:  # stopped during training: the run folder stays, saying why
+            assert '"status": "failed"' in next(box.glob("runs/*/version_*/results.json")).read_text()
+        else:
+            assert not list(box.glob("runs/*/version_*"))  # rejected: no run folder is left behind
     assert not _outside_run_folders(tmp_path, before, _files(tmp_path)), "wrote outside the run folder"
     assert not (box / "owned.txt").exists()  # no pickled payload ran
     assert elapsed < SECONDS_PER_CASE
