@@ -43,6 +43,7 @@ class Assembly:
     loss_fn: torch.nn.Module
     data: Any  # declarative.data.DataModule
     locator: Locator
+    plan: Any  # declarative.model.builder.ModelPlan: the layers, their shapes and parameter counts
 
     @property
     def strategy(self):
@@ -92,7 +93,7 @@ def assemble(spec: Spec, *, console: Console, callbacks: Sequence[Any] = (), cal
     loss_fn = plugins.precision.convert_module(build_loss(spec).to(device))
     module_paths = {f"layers.{node.name}": node.component.path for _, node in plan.walk()}
     locator = Locator(spec, list(callback_paths), module_paths)
-    return Assembly(spec, plugins, trainer, model, loss_fn, data, locator)
+    return Assembly(spec, plugins, trainer, model, loss_fn, data, locator, plan)
 
 
 def build_stage_metrics(spec: Spec, output_shape: tuple[int, ...] | None, data: Any) -> dict[str, StageMetrics]:

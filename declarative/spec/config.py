@@ -133,11 +133,18 @@ class TrainerConfig(TrainerSettings):
         "auto", "How processes share the work: auto (ddp for several devices), single_device, ddp, fsdp, xla, or "
                 "a one-key mapping of one of them to torch's own arguments.")
     sync_batchnorm: bool = setting(False, "Synchronise BatchNorm statistics across processes (SyncBatchNorm).")
-    precision: str = setting("32-true", "Numeric precision: 32-true, 64-true, or autocast mixed precision "
-                                        "(16-mixed, bf16-mixed).")
+    enable_model_summary: bool = setting(True, "Print the model's layers, output shapes and parameter counts when "
+                                               "fit starts (what `dtrain summary` prints).")
+    precision: Union[str, int] = setting("32-true", "Numeric precision, with Lightning's names: 32-true (32), 64-true "
+                                                    "(64), autocast mixed precision 16-mixed (16) or bf16-mixed (bf16), "
+                                                    "or all-half 16-true / bf16-true.")
     channels_last: bool = setting(False, "Weights and image batches in channels_last memory format (NHWC), as "
                                          "torchvision's classification recipe trains.")
-    deterministic: bool = setting(False, "Use deterministic algorithms (torch.use_deterministic_algorithms).")
+    deterministic: Union[bool, Literal["warn"]] = setting(
+        False, "Use deterministic algorithms (torch.use_deterministic_algorithms); warn: only warn where an "
+               "operation has none.")
+    benchmark: Union[bool, None] = setting(None, "cuDNN's autotuner (torch.backends.cudnn.benchmark): faster "
+                                                 "convolutions for fixed input sizes; none leaves torch's default.")
     default_root_dir: str = setting("runs", "Runs go to <default_root_dir>/<name>/version_<N>/ (relative to the "
                                             "working directory).")
 
@@ -168,6 +175,7 @@ class Spec:
     scheduler: SchedulerConfig | None = None
     callbacks: list[Component] = field(default_factory=list)
     logger: list[str | dict] = field(default_factory=list)  # logger names, or {Name: {kwargs}}
+    description: str | None = None  # free text kept with the run (spec.yaml, checkpoints, hyperparameters)
     document: Document | None = field(default=None, repr=False, compare=False)
 
     def _written(self, key: str) -> bool:
@@ -227,6 +235,7 @@ class Spec:
                      if v != getattr(DataConfig, k)})
         out: dict[str, Any] = {
             "name": self.name,
+            **({"description": self.description} if self.description is not None else {}),
             "seed": self.seed,
             "data": data,
             "model": self._model_dict(),
@@ -322,6 +331,7 @@ def spec_from_document(doc: Document) -> Spec:
         seed = random.SystemRandom().randrange(2**31)
     return Spec(
         name=raw.get("name") or Path(doc.file).stem,
+        description=raw.get("description"),
         seed=seed,
         data=data,
         model=model,

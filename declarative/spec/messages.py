@@ -70,6 +70,8 @@ def describe(schema: dict) -> str:
         return " or ".join(describe(s) for s in schema["anyOf"])
     if "enum" in schema:
         return "one of " + ", ".join(show(v) for v in schema["enum"])
+    if "const" in schema:
+        return show(schema["const"])
     kind = schema.get("type")
     if isinstance(kind, list):
         return " or ".join(describe({**schema, "type": k}) for k in kind)

@@ -52,6 +52,7 @@ def trainer_schema() -> dict:
     from declarative.spec.config import TrainerConfig
     from declarative.training.accelerators import ACCELERATOR_CHOICES
     from declarative.training.precision import PRECISION_CHOICES
+    from declarative.training.settings import MINUS_ONE_ALLOWED
 
     plugins = plugin_registries()
     schema = dataclass_schema(TrainerConfig)
@@ -60,6 +61,15 @@ def trainer_schema() -> dict:
     def notes(name: str) -> dict:
         return {k: v for k, v in props[name].items() if k in ("description", "default")}
 
+    for name in MINUS_ONE_ALLOWED:  # Lightning's -1: no limit (max_epochs, max_steps) or all (sanity steps)
+        branches = props[name].pop("anyOf", None) or [{k: props[name].pop(k) for k in list(props[name])
+                                                      if k not in ("description", "default")}]
+        props[name]["anyOf"] = [branches[0], {"const": -1}, *branches[1:]]
+    props["max_time"] = {**notes("max_time"), "anyOf": [
+        {"type": "string", "pattern": r"^\d+:\d{2}:\d{2}:\d{2}$"},
+        {"type": "object", "minProperties": 1, "additionalProperties": False,
+         "properties": {unit: {"type": "number", "minimum": 0} for unit in ("days", "hours", "minutes", "seconds")}},
+        {"type": "null"}]}
     props["accelerator"] = {**notes("accelerator"), "enum": ACCELERATOR_CHOICES}
     props["precision"] = {**notes("precision"), "enum": PRECISION_CHOICES}
     props["devices"] = {**notes("devices"), "if": {"type": "string"}, "then": {"const": "auto"},

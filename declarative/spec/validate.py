@@ -92,6 +92,9 @@ def _scheduler_problems(doc: Document) -> list[Problem]:
         return []
     names = [k for k in section if k not in ("interval", "frequency", "monitor")]
     if len(names) == 1:
+        if "monitor" in section and names[0] != "ReduceLROnPlateau":  # said, not silently dropped
+            return [doc.problem(("scheduler", "monitor"), f"monitor is read only by ReduceLROnPlateau; {names[0]} "
+                                                          "steps without a metric — remove monitor", key=True)]
         return []
     if not names:
         return [doc.problem(("scheduler",), "scheduler names no LR scheduler, e.g. {StepLR: {step_size: 1}}")]
@@ -134,7 +137,7 @@ def _monitor_problems(spec) -> list[Problem]:
     tables = [f"{stage}/{metric_log_name(m)}" for stage in stages for m in items if not metric_is_scalar(m, spec.task)]
     logged = [n for stage in stages for n in stage_metric_names(stage, names)]
     monitored = [(c.path + (c.name, "monitor"), c.kwargs["monitor"], f"{c.name} monitor") for c in spec.callbacks
-                 if isinstance(c.kwargs.get("monitor"), str)]
+                 if isinstance(c.kwargs.get("monitor"), str) and c.kwargs.get("strict", True) is not False]
     if spec.scheduler and spec.scheduler.scheduler.name == "ReduceLROnPlateau":
         monitored.append((("scheduler", "monitor"), spec.scheduler.monitor, "ReduceLROnPlateau monitor"))
     problems = []

@@ -46,7 +46,8 @@ for _name in sorted(dir(lr_scheduler)):
     _cls = getattr(lr_scheduler, _name)
     if (isinstance(_cls, type) and _name not in _SCHEDULER_EXCLUDED and not _name.startswith("_")
             and (issubclass(_cls, lr_scheduler.LRScheduler) or _cls is lr_scheduler.ReduceLROnPlateau)):
-        SCHEDULERS.add_class(_cls, skip={"optimizer", "last_epoch", "verbose"}, inferred=SCHEDULER_INFERRED,
+        # scale_fn (CyclicLR) is a Python callable: YAML cannot write one; its scale_mode names the built-in ones.
+        SCHEDULERS.add_class(_cls, skip={"optimizer", "last_epoch", "verbose", "scale_fn"}, inferred=SCHEDULER_INFERRED,
                              constraints=_SCHEDULER_BOUNDS)
 _FUNCTION = ("takes a Python function ({}), which a spec cannot hold — write the schedule with LinearLR, "
              "ExponentialLR, PolynomialLR or a SequentialLR / ChainedScheduler chain")
