@@ -130,7 +130,7 @@ def data_for_plan(spec: Spec, device: torch.device, *, rank: int = 0, num_replic
     if not uses_data(spec):
         return spec, None
     data = build_data(spec, device, rank=rank, num_replicas=num_replicas)
-    spec = dataclasses.replace(spec, model=dataclasses.replace(spec.model, data=DataInfo(data.input_shape,
-                                                                                         data.num_classes)))
+    info = DataInfo(data.input_shape, data.num_classes, data.vocab_size, data.input_dtype)
+    spec = dataclasses.replace(spec, model=dataclasses.replace(spec.model, data=info))
     seed_everything(spec.seed)
     return spec, data

@@ -19,7 +19,7 @@ from declarative.errors import Problem, SpecError, did_you_mean
 from declarative.model.functional import MULTI_INPUT
 from declarative.model.graph import Parallel, Residual, LayerList, SpecModel, Wiring
 from declarative.model.layers import INFERRED_FROM, LAYERS
-from declarative.model.syntax import CONSTRUCTS, reference_name, split_item
+from declarative.model.syntax import CONSTRUCTS, DATA_VALUES, reference_name, split_item
 from declarative.spec.config import Component, Spec
 
 TRACE_BATCH = 2  # a batch of one would trip layers that need more than one value per channel
@@ -126,10 +126,13 @@ class _Planner:
                 if found is None and name == "data.num_classes":
                     raise self.spec.error(path, "${data.num_classes} has no value: the data's targets are not "
                                                 "class indices (floats?), so it has no number of classes")
+                if found is None and name == "data.vocab_size":
+                    raise self.spec.error(path, "${data.vocab_size} has no value: the data has no text column "
+                                                "(a CSV column with `type: text`, or TextFolder)")
                 return list(found) if isinstance(found, (list, tuple)) else found
             if name.startswith("data.") and name not in scope and not self.data_values:
                 raise self.spec.error(path, f"${{{name}}} is not a data value; there are "
-                                            + ", ".join(f"${{{n}}}" for n in ("data.num_classes", "data.input_shape")))
+                                            + ", ".join(f"${{{n}}}" for n in DATA_VALUES))
             known = [f"${{{n}}}" for n in scope]
             hint = did_you_mean(f"${{{name}}}", known)
             known = ", ".join(known) or "none here"
@@ -414,6 +417,22 @@ def _expanded_count(items: Any, blocks: dict, using: tuple = ()) -> int:
     return total
 
 
+# Layers that take integer ids (token ids), not features: a model that starts with one is traced with int64.
+_ID_LAYERS = ("Embedding", "EmbeddingBag")
+
+
+def trace_dtype(spec: Spec) -> torch.dtype:
+    """The dtype of the samples the model is traced with: the data's when it was read and holds integer ids,
+    int64 when the first layer takes ids, else float32."""
+    info = spec.model.data
+    dtype = getattr(info, "input_dtype", None)
+    if dtype is not None and not dtype.is_floating_point and dtype != torch.bool and dtype != torch.uint8:
+        return torch.int64
+    if spec.model.layers and spec.model.layers[0].name in _ID_LAYERS:
+        return torch.int64
+    return torch.float32
+
+
 def plan_model(spec: Spec) -> ModelPlan:
     """Trace the model on the meta device; the first item that does not fit is a located SpecError
     (the shapes after it are unknown). `${data.*}` references and `input: auto` take the data's values first
@@ -422,7 +441,7 @@ def plan_model(spec: Spec) -> ModelPlan:
 
     values = data_values(spec)
     input_shape = resolve_input(spec, values)
-    x = torch.empty((TRACE_BATCH, *input_shape), device="meta")
+    x = torch.empty((TRACE_BATCH, *input_shape), device="meta", dtype=trace_dtype(spec))
     raw_layers = [layer.to_yaml() for layer in spec.model.layers]
     if _expanded_count(raw_layers, spec.model.blocks or {}) > MAX_LAYERS:
         raise spec.error(("model", "layers"), f"the model has more than {MAX_LAYERS:,} layers once repeats and "

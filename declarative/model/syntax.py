@@ -35,7 +35,7 @@ REFERENCE_PATTERN = r"^\$\{\s*[A-Za-z_][A-Za-z0-9_.]*\s*\}$"
 _REFERENCE = re.compile(r"^\$\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}$")
 
 # Values a spec can take from its data.
-DATA_VALUES = ("data.num_classes", "data.input_shape")
+DATA_VALUES = ("data.num_classes", "data.input_shape", "data.vocab_size")
 
 
 def reference_name(value: Any) -> str | None:

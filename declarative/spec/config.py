@@ -63,10 +63,16 @@ class Split:
     source: Component | None = None
     path: PathKey = ()
     stratify: bool = False  # with a fraction: each class keeps its share of the samples
+    order: Literal["random", "last"] = "random"  # with a fraction: a seeded draw, or the last samples in order
 
     def to_yaml(self) -> dict:
         if self.fraction is not None:
-            return {"fraction": self.fraction, "stratify": True} if self.stratify else {"fraction": self.fraction}
+            out: dict[str, Any] = {"fraction": self.fraction}
+            if self.stratify:
+                out["stratify"] = True
+            if self.order != "random":
+                out["order"] = self.order
+            return out
         if self.split is not None:
             return {"split": self.split}
         return {"source": self.source.to_yaml()}
@@ -80,7 +86,10 @@ class DataConfig:
     transforms: list[Component] = field(default_factory=list)
     train_transforms: list[Component] = field(default_factory=list)  # augmentation, before `transforms`
     batch_transforms: list[Component] = field(default_factory=list)  # MixUp / CutMix of training batches
+    eval_transforms: list[Component] = field(default_factory=list)  # val and test only, before `transforms`
+    targets: Literal["targets", "inputs"] = "targets"  # inputs: each sample is its own target (autoencoders)
     batch_size: int = 32
+    eval_batch_size: int | None = None  # val and test; None: batch_size
     loader: Literal["auto", "memory", "dataloader"] = "auto"
     num_workers: int | None = None  # DataLoader settings; None: chosen at run time
     pin_memory: bool | None = None
@@ -226,7 +235,13 @@ class Spec:
             data["train_transforms"] = [t.to_yaml() for t in self.data.train_transforms]
         if self.data.batch_transforms:
             data["batch_transforms"] = [t.to_yaml() for t in self.data.batch_transforms]
+        if self.data.eval_transforms:
+            data["eval_transforms"] = [t.to_yaml() for t in self.data.eval_transforms]
+        if self.data.targets != "targets":
+            data["targets"] = self.data.targets
         data["batch_size"] = self.data.batch_size
+        if self.data.eval_batch_size is not None:
+            data["eval_batch_size"] = self.data.eval_batch_size
         for setting in DataConfig.LOADER_SETTINGS:  # what the spec set; the rest is chosen at run time
             value = getattr(self.data, setting)
             if value is not None and value != "auto":
@@ -277,6 +292,7 @@ def _split(raw: dict | None, path: PathKey, base: Path) -> Split | None:
         source=_absolute_paths(Component.parse(source, path + ("source",)), base) if source is not None else None,
         path=path,
         stratify=bool(raw.get("stratify", False)),
+        order=raw.get("order", "random"),
     )
 
 
@@ -304,7 +320,11 @@ def spec_from_document(doc: Document) -> Spec:
                           for i, t in enumerate(d.get("train_transforms") or [])],
         batch_transforms=[Component.parse(t, ("data", "batch_transforms", i))
                           for i, t in enumerate(d.get("batch_transforms") or [])],
+        eval_transforms=[Component.parse(t, ("data", "eval_transforms", i))
+                         for i, t in enumerate(d.get("eval_transforms") or [])],
+        targets=d.get("targets", "targets"),
         batch_size=d.get("batch_size", 32),
+        eval_batch_size=d.get("eval_batch_size"),
         **{k: d[k] for k in (*DataConfig.LOADER_SETTINGS, "drop_last", "check_finite") if k in d},
     )
     m = raw["model"]

@@ -122,11 +122,14 @@ def _split_schema(what: str) -> dict:
             "stratify": {"type": "boolean", "default": False,
                          "description": "With fraction: each class keeps its proportion (as sklearn's "
                                         "train_test_split(stratify=...))."},
+            "order": {"enum": ["random", "last"], "default": "random",
+                      "description": "With fraction: random, a seeded draw; last, the last samples in their "
+                                     "order (a chronological split, e.g. of a time series)."},
         },
         "additionalProperties": False,
         # One place the split comes from; stratify only qualifies a fraction.
         "oneOf": [{"required": ["fraction"]}, {"required": ["split"]}, {"required": ["source"]}],
-        "dependentRequired": {"stratify": ["fraction"]},
+        "dependentRequired": {"stratify": ["fraction"], "order": ["fraction"]},
     }
 
 
@@ -297,7 +300,15 @@ def spec_schema() -> dict[str, Any]:
                                          "description": "MixUp / CutMix (or a RandomChoice of them) on training "
                                                         "batches, after every other transform; the targets become "
                                                         "class probabilities."},
+                    "eval_transforms": {**_list_of("transform"),
+                                        "description": "For the val and test splits only, run before `transforms` "
+                                                       "(e.g. Resize 256 + CenterCrop 224)."},
+                    "targets": {"enum": ["targets", "inputs"], "default": "targets",
+                                "description": "inputs: each sample is its own target (an autoencoder), as "
+                                               "`transforms` make it, without their random ones (noise)."},
                     "batch_size": {"type": "integer", "minimum": 1, "default": 32},
+                    "eval_batch_size": {"type": "integer", "minimum": 1,
+                                        "description": "Batch size of the val and test splits (default: batch_size)."},
                     "loader": {"enum": ["auto", "memory", "dataloader"], "default": "auto",
                                "description": "memory: tensors on the training device, batched by index "
                                               "slicing; dataloader: a torch DataLoader; auto: memory when "

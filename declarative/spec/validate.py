@@ -181,8 +181,12 @@ def check_spec(spec, *, read_data: bool = False) -> tuple[list[Problem], object]
 
     problems = []
     output_shape = None
+    if read_data:
+        from declarative.data.info import fitted_source_problems
+
+        problems.extend(fitted_source_problems(spec))
     try:
-        if _data_values_known(spec, read_data):
+        if not problems and _data_values_known(spec, read_data):
             plan = plan_model(spec)
             output_shape = plan.output_shape
             _check_parameters(spec, plan)
@@ -192,6 +196,7 @@ def check_spec(spec, *, read_data: bool = False) -> tuple[list[Problem], object]
     problems.extend(task_problems)
     problems.extend(_monitor_problems(resolved))
     problems.extend(_loader_problems(spec))
+    problems.extend(_split_problems(spec))
     return _ordered(problems), resolved
 
 
@@ -206,6 +211,14 @@ def _check_parameters(spec, plan) -> None:
     with torch.device("meta"):
         model = build_model(spec, plan)
     param_groups(model, spec.optimizer, spec)
+
+
+def _split_problems(spec) -> list[Problem]:
+    """`order: last` takes the last samples as they come; stratify draws per class: one or the other."""
+    return [spec.problem(split.path + ("order",), "order: last takes the last samples in their order, and stratify "
+                                                 "draws each class's share at random — use one of them")
+            for split in (spec.data.val, spec.data.test)
+            if split is not None and split.order == "last" and split.stratify]
 
 
 def _loader_problems(spec) -> list[Problem]:
@@ -225,7 +238,7 @@ def _data_values_known(spec, read: bool) -> bool:
 
     if not uses_data(spec) or spec.model.data is not None:
         return True  # before importing the data stage: it imports torchvision, a second or more
-    from declarative.data.info import DataInfo, DataUnreadable, raw_sample, transformed_shape
+    from declarative.data.info import DataInfo, DataUnreadable, raw_sample, transformed_sample
 
     try:
         raw = raw_sample(spec, read=read)  # a split or source named wrongly is a problem, reported
@@ -235,7 +248,8 @@ def _data_values_known(spec, read: bool) -> bool:
         spec.model.skipped = True
         return False
     # a transform that fails on the sample's shape raises here: a problem of the spec, reported
-    spec.model.data = DataInfo(transformed_shape(spec, raw), raw.num_classes)
+    sample = transformed_sample(spec, raw)
+    spec.model.data = DataInfo(tuple(sample.shape[1:]), raw.num_classes, raw.vocab_size, sample.dtype)
     return True
 
 
