@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from declarative.errors import SpecError, UsageError
+from declarative.errors import SpecError, UsageError, printable
 
 app = typer.Typer(
     name="dtrain",
@@ -51,13 +51,12 @@ def _fail(exc: SpecError) -> typer.Exit:
     if launched_here():  # one process of a launched run: the launcher shows the first message, once
         report_error("\n".join(str(problem) for problem in exc.problems))
         return typer.Exit(1)
-    for problem in exc.problems:
-        err.print(str(problem), markup=False)
+    _report(exc.problems)
     return typer.Exit(1)
 
 
 def _usage(exc: UsageError) -> typer.Exit:
-    err.print(f"usage error: {exc}", markup=False)
+    err.print(printable(f"usage error: {exc}"), markup=False)
     return typer.Exit(2)
 
 
@@ -104,17 +103,20 @@ def run(
 
 def _fit(spec) -> None:
     """Train in this process (alone, or as one process of a launched run)."""
+    from declarative.interrupt import Terminated, terminate_as_interrupt
     from declarative.run import fit_spec
     from declarative.training.launcher import launched_here, report_error
 
     try:
-        fit_spec(spec, console=out)
+        with terminate_as_interrupt():
+            fit_spec(spec, console=out)
     except SpecError as exc:
         raise _fail(exc) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (terminate_as_interrupt): the same cleanup
         if not launched_here():
-            err.print("interrupted: the run folder keeps the checkpoints saved so far")
-        raise typer.Exit(130) from None
+            cause = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            err.print(f"{cause}: the run folder keeps the checkpoints saved so far")
+        raise typer.Exit(Terminated.exit_code if isinstance(exc, Terminated) else 130) from None
     except Exception as exc:
         if not launched_here():
             raise
@@ -141,6 +143,13 @@ def validate(
     say = lambda line: err.print(line, markup=False)  # noqa: E731
     if not validate_files(spec_files, schema_only=schema_only, use_cache=not no_cache, say=say):
         raise typer.Exit(1)
+
+
+def _report(problems) -> None:
+    from declarative.errors import report_lines
+
+    for line in report_lines(problems):
+        err.print(line, markup=False)
 
 
 @app.command()
@@ -188,7 +197,11 @@ def schema(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:  # a missing folder, no permission, a full disk
+            err.print(printable(f"{output}: cannot write the schema: {exc.strerror or exc}"), markup=False)
+            raise typer.Exit(1) from None
 
 
 KINDS = ["layer", "loss", "optimizer", "scheduler", "source", "transform", "callback", "logger", "metric",
@@ -208,8 +221,8 @@ def layers(
         from declarative.errors import did_you_mean
 
         hint = did_you_mean(kind, KINDS)
-        err.print(f"usage error: unknown --kind '{kind}'" + (f" — {hint}" if hint else "")
-                  + f" (one of: {', '.join(KINDS)})")
+        err.print(printable(f"usage error: unknown --kind '{kind}'" + (f" — {hint}" if hint else "")
+                            + f" (one of: {', '.join(KINDS)})"), markup=False)
         raise typer.Exit(2)
     from declarative.spec.schema import plugin_registries, registries
 

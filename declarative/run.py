@@ -30,12 +30,12 @@ from declarative.spec.config import Component, Spec
 from declarative.training.checkpoint import load_checkpoint
 from declarative.training.components import OPTIMIZERS
 from declarative.training.errors import EngineError, MisconfigurationError
-from declarative.training.param_groups import param_groups
+from declarative.assembly.param_groups import param_groups
 from declarative.training.progress import print_results
 from declarative.training.run_dir import RunDir
 from declarative.training.run_record import RunRecord
 from declarative.training.seed import reproducible
-from declarative.training.schedulers import build_scheduler as build_chain
+from declarative.assembly.schedulers import build_scheduler as build_chain
 from declarative.training.threads import intra_op_threads
 from declarative.training.trainer import LRSchedulerConfig, Trainer
 
@@ -70,10 +70,13 @@ def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
 
 
 def _fit(run: Assembly, console: Console, threads: str) -> RunResult:
+    from declarative.assembly.preflight import check_before_training
+
     spec, trainer, strategy, data = run.spec, run.trainer, run.strategy, run.data
     optimizer = OPTIMIZERS.build_component(spec.optimizer, spec,
                                            params=param_groups(strategy.unwrap(run.model), spec.optimizer, spec))
     try:
+        check_before_training(spec, run.plan, data)  # a scheduler too short, a batch BatchNorm cannot train on
         scheduler = build_scheduler(spec, optimizer, spec.trainer.settings().limit("train", len(data.train)))
     except MisconfigurationError as exc:
         raise run.locator.error(exc) from None
@@ -95,7 +98,10 @@ def _fit(run: Assembly, console: Console, threads: str) -> RunResult:
     fast_dev_run = spec.trainer.settings().fast_dev_batches > 0  # writes nothing, as Lightning's
     run_dir = None
     if strategy.is_global_zero and not fast_dev_run:
-        run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec))
+        try:
+            run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec))
+        except MisconfigurationError as exc:  # a root it cannot make a folder in
+            raise run.locator.error(exc) from None
     path = strategy.broadcast(str(run_dir.path) if run_dir else None)
     run_dir = RunDir(Path(path)) if path else None
     if run_dir is not None:

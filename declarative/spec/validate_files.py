@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from declarative.errors import SpecError
+from declarative.errors import SpecError, printable, report_lines
 from declarative.spec.validate_cache import Outcome, ValidateCache
 
 
@@ -46,7 +46,7 @@ def validate_files(paths: list[Path], *, schema_only: bool, use_cache: bool, say
                 problems = schema_problems(doc)
             except SpecError as exc:
                 problems = exc.problems
-            record(i, [str(p) for p in problems], bool(problems))
+            record(i, report_lines(problems), bool(problems))
             if not problems:
                 documents[i] = doc
     if documents and not schema_only:
@@ -56,10 +56,10 @@ def validate_files(paths: list[Path], *, schema_only: bool, use_cache: bool, say
         for i, doc in documents.items():
             spec = spec_from_document(doc)
             problems = semantic_problems(spec, read_data=True)
-            lines = [str(p) for p in problems]
+            lines = report_lines(problems)
             if spec.model.skipped:
-                lines.append(f"{doc.file}: note: the model is not checked: it takes values from data that cannot be "
-                             "read here (input: auto, ${data.*})")
+                lines.append(printable(f"{doc.file}: note: the model is not checked: it takes values from data that "
+                                       "cannot be read here (input: auto, ${data.*})"))
             record(i, lines, bool(problems))
     for i in to_check:
         cache.put(keys[i], outcomes[i])
