@@ -197,21 +197,78 @@ def summary(
     out.print(f"Params size (float32): {size_mb:.2f} MB")
 
 
+CHECKPOINT_HELP = "A checkpoint written by `dtrain run`, or a run folder (its best, else last), RUN/best or RUN/last."
+
+
 @app.command()
 def test(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint written by `dtrain run`."),
+    checkpoint: Path = typer.Argument(..., help=CHECKPOINT_HELP, metavar="CKPT"),
     overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="KEY=VALUE"),
+    split: str = typer.Option("test", "--split", help="The split to evaluate on: test or val."),
 ) -> None:
-    """Test a checkpoint alone: its embedded spec rebuilds model and data; prints the test metrics.
+    """Test a checkpoint alone: its embedded spec rebuilds model and data; prints the split's metrics.
 
     Overrides change the embedded spec, e.g. `data.source.ImageFolder.root=/data/pets` where the data
     lives elsewhere on this machine."""
+    from declarative.inference.checkpoints import resolve_checkpoint
     from declarative.run import test_checkpoint
 
+    if split not in ("test", "val"):
+        raise _usage(UsageError(f"--split {split}: one of test, val"))
     try:
-        test_checkpoint(checkpoint, overrides or [], console=out)
+        test_checkpoint(resolve_checkpoint(checkpoint), overrides or [], console=out, split=split)
     except SpecError as exc:
         raise _fail(exc) from None
+
+
+@app.command()
+def predict(
+    checkpoint: Path = typer.Argument(..., help=CHECKPOINT_HELP, metavar="CKPT"),
+    inputs: List[str] = typer.Argument(..., help="Image files, folders of images, a .csv without the targets, "
+                                       ".npy/.npz/.pt arrays, or split:NAME; then KEY=VALUE overrides of the "
+                                       "checkpoint's spec.", metavar="INPUT... [KEY=VALUE...]"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to a .csv, .jsonl, .npy or .pt file "
+                                          "instead of a table on stdout."),
+    top_k: int = typer.Option(1, "--top-k", min=1, help="Also give the k most probable classes (multiclass)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Default: the spec's batch size."),
+    accelerator: str = typer.Option("auto", "--accelerator", help="auto, cpu, gpu, cuda or mps."),
+) -> None:
+    """Predict with a checkpoint's model on new inputs, through its evaluation transforms."""
+    from declarative.assembly.trained import load_trained
+    from declarative.inference.checkpoints import resolve_checkpoint
+    from declarative.inference.inputs import read_inputs
+    from declarative.inference.predict import predict as run_predict, write_predictions
+
+    given = [i for i in inputs if "=" not in i or Path(i).exists()]
+    overrides = [i for i in inputs if i not in given]
+    if not given:
+        raise _usage(UsageError("predict needs at least one INPUT (a file, a folder or split:NAME)"))
+    try:
+        device = _device(accelerator)
+        trained = load_trained(resolve_checkpoint(checkpoint), overrides)
+        samples = read_inputs(trained, given)
+        result = run_predict(trained, samples, device=device, batch_size=batch_size or trained.spec.data.batch_size,
+                             console=err)
+        write_predictions(result, output, top_k=top_k, console=out)
+    except SpecError as exc:
+        raise _fail(exc) from None
+    except UsageError as exc:
+        raise _usage(exc) from None
+    if output is not None:
+        err.print(f"{len(result.ids)} predictions written to {output}", markup=False)
+
+
+def _device(accelerator: str):
+    """The first device of `accelerator` on this machine; a usage error when there is none."""
+    from declarative.training.accelerators import ACCELERATOR_CHOICES, select_accelerator
+    from declarative.training.errors import MisconfigurationError
+
+    if accelerator not in ACCELERATOR_CHOICES:
+        raise UsageError(f"--accelerator {accelerator}: one of {', '.join(ACCELERATOR_CHOICES)}")
+    try:
+        return select_accelerator(accelerator).device(0)
+    except MisconfigurationError as exc:
+        raise UsageError(exc.message) from None
 
 
 @app.command()

@@ -33,7 +33,10 @@ def spec_text(spec: Spec) -> str:
 
 
 def checkpoint_extras(spec: Spec) -> dict[str, Any]:
-    """What a checkpoint carries besides the training state: the resolved spec (and its data values)."""
+    """What a checkpoint carries besides the training state: the resolved spec (and its data values), and
+    what predicting without the training data needs (declarative/inference/vocabulary.py)."""
+    from declarative.inference.vocabulary import vocabulary
+
     record = spec.to_dict()
     values = used_data_values(spec, record)
-    return {"spec": record, **({"data_values": values} if values else {})}
+    return {"spec": record, **({"data_values": values} if values else {}), "vocabulary": vocabulary(spec)}

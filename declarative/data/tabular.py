@@ -79,9 +79,14 @@ def _is_number(text: str) -> bool:
     return text.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity")
 
 
+def _category_order(values: list[str]) -> list[str]:
+    """A column's categories in index order: sorted, as numbers when they all are."""
+    return sorted(set(values), key=float) if all(map(_is_number, values)) else sorted(set(values))
+
+
 def _category_index(values: list[str]) -> tuple[torch.Tensor, int]:
-    """Each value's category index, categories sorted (as numbers when they all are), and the category count."""
-    categories = sorted(set(values), key=float) if all(map(_is_number, values)) else sorted(set(values))
+    """Each value's category index, categories in `_category_order`, and the category count."""
+    categories = _category_order(values)
     number = {c: i for i, c in enumerate(categories)}
     return torch.tensor([number[v] for v in values], dtype=torch.int64), len(categories)
 
