@@ -54,7 +54,7 @@ def _from_run(run: Path, which: str | None) -> Path:
         found = candidates[name]
         if found and Path(found).is_file():
             return Path(found)
-    what = f"a {which} checkpoint" if which else "a checkpoint"
+    what = f"{which} checkpoint" if which else "checkpoint"
     raise _error(run, f"the run has no {what} (looked in results.json and {folder}); "
                       f"give a .ckpt file, or a run whose ModelCheckpoint saved one")
 
