@@ -258,6 +258,37 @@ def predict(
         err.print(f"{len(result.ids)} predictions written to {output}", markup=False)
 
 
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help=CHECKPOINT_HELP, metavar="CKPT"),
+    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="KEY=VALUE"),
+    fmt: str = typer.Option("pt2", "--format", "-f", help="pt2 (torch.export), onnx or torchscript."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Default: the checkpoint's name with "
+                                          ".pt2, .onnx or .pt."),
+    no_preprocess: bool = typer.Option(False, "--no-preprocess", help="Leave the evaluation transforms out: the "
+                                       "module takes what the model takes."),
+) -> None:
+    """Export a checkpoint's model (with its evaluation preprocessing) and check it against the model."""
+    from declarative.assembly.trained import load_trained
+    from declarative.inference.checkpoints import resolve_checkpoint
+    from declarative.inference.export import FORMATS, export_trained, preprocessing
+
+    if fmt not in FORMATS:
+        raise _usage(UsageError(f"--format {fmt}: one of {', '.join(FORMATS)}"))
+    try:
+        trained = load_trained(resolve_checkpoint(checkpoint), overrides or [])
+        if not no_preprocess and trained.transforms and (why := preprocessing(trained)[1]):
+            err.print(f"note: the evaluation transforms stay out of the export ({why}); apply them before it",
+                      markup=False)
+        result = export_trained(trained, fmt, output, preprocess=not no_preprocess)
+    except SpecError as exc:
+        raise _fail(exc) from None
+    takes = f"[N, {', '.join(map(str, result.input_shape))}] {result.input_dtype}"
+    out.print(f"exported {result.path} ({fmt}): takes {takes}" + (", preprocessing included" if result.preprocess
+                                                                 else ""), markup=False)
+    out.print(f"checked against the checkpoint's model: max abs difference {result.max_abs_diff:.3g}", markup=False)
+
+
 def _device(accelerator: str):
     """The first device of `accelerator` on this machine; a usage error when there is none."""
     from declarative.training.accelerators import ACCELERATOR_CHOICES, select_accelerator

@@ -32,6 +32,7 @@ class Trained:
     task: str | None
     origin: str  # the checkpoint file
     vocabulary: dict[str, Any] = field(default_factory=dict)
+    layers: list[tuple[Any, torch.nn.Module]] = field(default_factory=list)  # (spec component, module) per item
 
     @property
     def class_names(self) -> list[str] | None:
@@ -73,4 +74,5 @@ def load_trained(path: str | Path, overrides: Iterable[str] = ()) -> Trained:
     model.eval()
     task = resolve_task(spec, plan.output_shape).task
     transforms = build_transforms(spec, spec.data.transforms)
-    return Trained(spec, model, transforms, task, origin, dict(contents.get("vocabulary", {})))
+    layers = [(node.component, model.layers[i]) for i, node in enumerate(plan.nodes)]
+    return Trained(spec, model, transforms, task, origin, dict(contents.get("vocabulary", {})), layers)
