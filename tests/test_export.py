@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def test_export_takes_raw_images_with_the_class_names_as_metadata_in_every_forma
     assert out.returncode == 0, out.stderr
     assert "takes [N, 3, 16, 16] float32" in out.stdout and "preprocessing" not in out.stdout
     files = {METADATA: ""}
-    with pytest.warns(FutureWarning):  # torch.jit is deprecated, and says so
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, and says so
         scripted = torch.jit.load(str(tmp_path / "pets.ts"), _extra_files=files)
     assert json.loads(files[METADATA])["preprocess"] is False
     with torch.no_grad():

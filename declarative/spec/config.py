@@ -95,6 +95,7 @@ class ModelConfig:
     blocks: dict[str, dict] = field(default_factory=dict)  # reusable blocks: name → {params, layers}
     data: Any = None  # the DataInfo that ${data.*} references and `auto` read, once resolved
     skipped: bool = False  # validation could not read the data those values come from
+    init_from: dict | None = None  # warm start: {path (absolute), strict, prefix}; declarative/model/init_from.py
 
 
 @dataclass
@@ -194,6 +195,8 @@ class Spec:
         if self.model.blocks:
             out["blocks"] = self.model.blocks
         out["layers"] = [c.to_yaml() for c in self.model.layers]
+        if self.model.init_from is not None:
+            out["init_from"] = self.model.init_from
         return out
 
     def to_dict(self) -> dict:
@@ -245,6 +248,16 @@ def _absolute_paths(source: Component, base: Path) -> Component:
     return Component(source.name, kwargs, source.path)
 
 
+def _init_from(raw: str | dict | None, base: Path) -> dict | None:
+    """model.init_from as {path, strict, prefix}, its path made absolute (relative to the spec's folder)."""
+    if raw is None:
+        return None
+    given = {"path": raw} if isinstance(raw, str) else dict(raw)
+    path = Path(given["path"]).expanduser()
+    return {"path": str(path if path.is_absolute() else (base / path).resolve()),
+            "strict": bool(given.get("strict", True)), "prefix": dict(given.get("prefix") or {})}
+
+
 def _split(raw: dict | None, path: PathKey, base: Path) -> Split | None:
     if raw is None:
         return None
@@ -279,6 +292,7 @@ def spec_from_document(doc: Document) -> Spec:
         input=list(model_input) if isinstance(model_input, list) else model_input,
         layers=[Component.parse_layer(layer, ("model", "layers", i)) for i, layer in enumerate(m["layers"])],
         blocks=dict(m.get("blocks") or {}),
+        init_from=_init_from(m.get("init_from"), base),
     )
     scheduler = None
     if raw.get("scheduler"):
