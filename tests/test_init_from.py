@@ -55,3 +55,37 @@ def test_weights_of_other_shapes_or_names_are_a_located_error_listing_the_keys(t
     assert "keys differ — the model's layers.1.weight, layers.1.bias, layers.3.weight, layers.3.bias not in the " \
            "file; the file's head.weight not in the model (map prefixes with prefix: {old: new}, or load what " \
            "matches with strict: false)" in result.stderr, result.stderr
+
+
+TORCHVISION = """\
+name: tv
+data:
+  source: {Synthetic: {shape: [3, 32, 32], size: 16, num_classes: 3}}
+  transforms: [{ToDtype: {dtype: float32}}]
+model:
+  input: [3, 32, 32]
+  layers:
+    - mobilenet_v3_small: {weights: mnv3.pth, num_classes: 3}
+optimizer: {SGD: {lr: 0.0}}
+"""
+
+
+def test_a_torchvision_layer_takes_its_weights_from_a_local_file(tmp_path, monkeypatch):
+    import pytest
+    import torchvision
+
+    from declarative.errors import SpecError
+    from declarative.model.builder import build_model
+
+    monkeypatch.chdir(tmp_path)  # the file is found relative to the current folder
+    saved = torchvision.models.mobilenet_v3_small(num_classes=3).state_dict()
+    torch.save(saved, "mnv3.pth")
+    (tmp_path / "tv.yaml").write_text(TORCHVISION)
+    model = build_model(load_spec(tmp_path / "tv.yaml"))
+    loaded = model.layers[0].state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in saved.items())
+
+    with pytest.raises(SpecError) as error:
+        load_spec(tmp_path / "tv.yaml", ["model.layers=[{mobilenet_v3_small: {weights: mnv3.pth, num_classes: 4}}]"])
+    assert "mnv3.pth does not fit the model (keys missing, extra or of another shape: classifier.3.weight, " \
+           "classifier.3.bias); num_classes must match the file's" in str(error.value)
