@@ -102,3 +102,31 @@ def test_export_takes_raw_images_with_the_class_names_as_metadata_in_every_forma
         session = onnxruntime.InferenceSession(str(tmp_path / "pets.onnx"), providers=["CPUExecutionProvider"])
         got = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
         torch.testing.assert_close(torch.from_numpy(got), expected, atol=1e-4, rtol=1e-4)
+
+
+POOLED = """\
+name: pooled
+data:
+  source: {Synthetic: {shape: [1, 8, 8], size: 16, num_classes: 3}}
+model:
+  input: [1, 8, 8]
+  layers:
+    - Conv2d: {out_channels: 2, kernel_size: 3}
+    - AdaptiveMaxPool2d: {output_size: 4}   # 6x6 to 4x4: no decomposition to max_pool2d
+    - Flatten
+    - Linear: {out_features: 3}
+optimizer: {SGD: {lr: 0.1}}
+"""
+
+
+def test_a_layer_that_cannot_be_exported_is_named_with_torchs_reason(tmp_path):
+    if importlib.util.find_spec("onnxscript") is None:
+        pytest.skip("the onnx extra is not installed (pip install -e '.[onnx]')")
+    (tmp_path / "pooled.yaml").write_text(POOLED)
+    checkpoint = checkpoint_of(tmp_path / "pooled.yaml", tmp_path)
+    out = dtrain("export", checkpoint, "--format", "onnx", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith(f"{checkpoint}: AdaptiveMaxPool2d (layer 1) cannot be exported to onnx: "
+                                         "No ONNX function found for <OpOverload(op='aten.adaptive_max_pool2d'"), \
+        out.stderr
+    assert not (tmp_path / "pooled.onnx").exists()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,11 @@ def _example(shape: tuple[int, ...], dtype: torch.dtype, batch: int, seed: int) 
 
 
 def _reason(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    """The first line of the innermost cause: torch's exporters wrap the reason in advice on filing issues."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # the ONNX exporter colours its messages
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
 
 
@@ -129,8 +134,13 @@ def _located_failure(trained, fmt: str, export_one: Callable[[nn.Module, tuple],
     """The first item of model.layers that cannot be exported alone, as a located error with torch's reason;
     the whole model's reason when each exports alone."""
     captured: dict[int, tuple] = {}
-    hooks = [module.register_forward_hook(lambda m, args, out, i=i: captured.setdefault(i, args))
-             for i, (_, module) in enumerate(trained.layers)]
+
+    def keep(index: int) -> Callable:
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:  # None: the output stays as it is
+            captured.setdefault(index, args)
+        return hook
+
+    hooks = [module.register_forward_hook(keep(i)) for i, (_, module) in enumerate(trained.layers)]
     try:
         with torch.no_grad():
             trained.model(trained.preprocess(x))
