@@ -71,6 +71,14 @@ def test_predict_on_a_flat_folder_of_new_pngs_names_the_class_folders_the_model_
     out = dtrain("predict", "runs/pets/version_0/best", str(files[1]), cwd=tmp_path)
     assert out.returncode == 0 and rows[1]["prediction"] in out.stdout.splitlines()[1], out.stdout
 
+    # inputs of another kind than the model's: a located error before any batch runs
+    np.save(tmp_path / "wrong.npy", np.zeros((2, 1, 8, 8), dtype=np.uint8))
+    out = dtrain("predict", "runs/pets", "wrong.npy", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith("wrong.npy:0: the inputs give samples of shape ") and out.stderr.strip().endswith(
+        "after the checkpoint's evaluation transforms, but its model takes [3, 16, 16]; give inputs of the kind it "
+        "was trained on"), out.stderr
+
     # dtrain test: a run folder's checkpoint on its val split; a run without last.ckpt says so
     out = dtrain("test", "runs/pets/version_0/best", "--split", "val", cwd=tmp_path)
     assert out.returncode == 0, out.stderr

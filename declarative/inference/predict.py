@@ -56,6 +56,7 @@ def predict(trained, inputs, *, device: torch.device, batch_size: int, console: 
     model = trained.model.to(device)
     outputs = []
     samples = inputs.samples
+    _check_fits(trained, samples[:1].to(device), inputs.ids[0])
     with Progress(console=console or Console(stderr=True), transient=True) as progress, torch.inference_mode():
         bar = progress.add_task("predicting", total=len(samples))
         for start in range(0, len(samples), batch_size):
@@ -65,6 +66,22 @@ def predict(trained, inputs, *, device: torch.device, batch_size: int, console: 
     out = torch.cat(outputs)
     return Predictions(inputs.ids, out, task_scores(task, out), task_predictions(task, out), task,
                        trained.class_names)
+
+
+def _check_fits(trained, sample: torch.Tensor, first_id: str) -> None:
+    """The inputs, through the evaluation transforms, must be what the model takes: a located error otherwise
+    (before any batch runs), never a traceback from inside a layer."""
+    shape, dtype = list(sample.shape[1:]), str(sample.dtype).removeprefix("torch.")
+    try:
+        x = trained.preprocess(sample)
+    except Exception as exc:  # a transform that fails on these inputs: the inputs are at fault
+        raise SpecError(Problem(Location(first_id), f"the checkpoint's evaluation transforms fail on inputs of "
+                                                    f"shape {shape} ({dtype}): {' '.join(str(exc).split())}")) from None
+    expected = list(trained.spec.model.input)
+    if list(x.shape[1:]) != expected:
+        raise SpecError(Problem(Location(first_id), f"the inputs give samples of shape {list(x.shape[1:])} after "
+                                                    f"the checkpoint's evaluation transforms, but its model takes "
+                                                    f"{expected}; give inputs of the kind it was trained on"))
 
 
 def _name(index: int, names: list[str] | None) -> Any:
