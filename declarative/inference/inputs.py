@@ -33,7 +33,6 @@ _SPLITS = ("train", "val", "test")
 class Inputs:
     ids: list[str]
     samples: torch.Tensor  # (N, *sample), as the source would give them (before the transforms)
-    image_paths: list[Path]  # the images' files, in the order of `ids` (empty for other inputs)
 
 
 def _error(where: str | Path, message: str) -> SpecError:
@@ -152,7 +151,6 @@ def read_inputs(trained, given: list[str]) -> Inputs:
     """All of `given` as one batch of raw samples with their ids; a located error names the input at fault."""
     ids: list[str] = []
     parts: list[torch.Tensor] = []
-    image_files: list[Path] = []
     for item in given:
         if item.startswith("split:"):
             role = item.removeprefix("split:")
@@ -168,7 +166,6 @@ def read_inputs(trained, given: list[str]) -> Inputs:
         suffix = path.suffix.lower()
         if path.is_dir() or suffix in _IMAGE_SUFFIXES:
             files = _image_files(path)
-            image_files.extend(files)
             parts.append(_read_images(trained, files))
             ids.extend(str(f) for f in files)
             continue
@@ -186,4 +183,4 @@ def read_inputs(trained, given: list[str]) -> Inputs:
         if tuple(part.shape[1:]) != expected:
             raise _error(item, f"gives samples of shape {list(part.shape[1:])}, but the first input's are "
                                f"{list(expected)}")
-    return Inputs(ids, torch.cat(parts) if len(parts) > 1 else parts[0], image_files)
+    return Inputs(ids, torch.cat(parts) if len(parts) > 1 else parts[0])
