@@ -133,7 +133,7 @@ def test_predict_on_a_csv_without_its_target_column_names_the_classes_in_their_w
     assert predicted == [["iris", "rose", "tulip"][i] for i in logits.argmax(1).tolist()]
     assert sum(p == s for p, (_, _, s) in zip(predicted, rows)) >= 9  # it learned the species from the length
 
-    (tmp_path / "odd.csv").write_text("length,colour\n2.0,blue\n")
+    (tmp_path / "odd.csv").write_text("length,shade\n2.0,red\n")
     out = dtrain("predict", result.last_model_path, "odd.csv", cwd=tmp_path)
     assert out.returncode == 1
-    assert out.stderr.strip() == "odd.csv:2: column 'colour' has 'blue', a category training never saw (known: red, white)"
+    assert out.stderr.strip() == "odd.csv: has no column 'colour', an input of the model (its inputs: length, colour)"

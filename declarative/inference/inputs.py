@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np
 import torch
 
 from declarative.errors import Location, Problem, SpecError
@@ -68,10 +67,12 @@ def _read_images(trained, files: list[Path]) -> torch.Tensor:
 
 
 def _encode_csv(trained, file: Path) -> torch.Tensor:
-    """New rows encoded as the training CSV's were: numeric columns as they are, categorical ones one-hot
-    over the categories seen at training (recorded in the checkpoint)."""
+    """New rows encoded as the training CSV's were, with the column settings the run fitted (recorded in
+    the checkpoint): categories one-hot, numbers scaled, missing values filled, text tokenized."""
+    from declarative.data.columns import Column
+    from declarative.data.images import decode_image
     from declarative.data.sources import SourceError
-    from declarative.data.tabular import _Table, _is_number
+    from declarative.data.tabular import _Table
 
     vocabulary = trained.vocabulary
     if "csv_inputs" not in vocabulary:
@@ -80,30 +81,19 @@ def _encode_csv(trained, file: Path) -> torch.Tensor:
     delimiter = trained.spec.data.source.kwargs.get("delimiter", ",")
     try:
         table = _Table(file, delimiter)
+        features = []
+        for entry in vocabulary["csv_inputs"]:
+            name = entry["name"]
+            if name not in table.header:
+                raise _error(file, f"has no column '{name}', an input of the model (its inputs: "
+                                   f"{', '.join(c['name'] for c in vocabulary['csv_inputs'])})")
+            column = Column(name, dict(entry["settings"]))
+            values = table.values(table.header.index(name))
+            column.check_missing(values, table.line, file.name)
+            features.append(column.encode(values, lambda path: decode_image(file.parent / path)))
     except SourceError as exc:
         raise _error(file, exc.message) from None
-    features = []
-    for column in vocabulary["csv_inputs"]:
-        name = column["name"]
-        if name not in table.header:
-            raise _error(file, f"has no column '{name}', an input of the model (its inputs: "
-                               f"{', '.join(c['name'] for c in vocabulary['csv_inputs'])})")
-        values = table.values(table.header.index(name))
-        categories = column.get("categories")
-        if categories is None:
-            for line, value in zip(table.line, values):
-                if not _is_number(value):
-                    raise _error(f"{file}:{line}", f"column '{name}' has '{value}', not a number (it was numeric "
-                                                   f"in training)")
-            features.append(torch.from_numpy(np.array(values, dtype=np.float64)).float().unsqueeze(1))
-            continue
-        index = {category: i for i, category in enumerate(categories)}
-        for line, value in zip(table.line, values):
-            if value not in index:
-                raise _error(f"{file}:{line}", f"column '{name}' has '{value}', a category training never saw "
-                                               f"(known: {', '.join(categories)})")
-        features.append(torch.nn.functional.one_hot(torch.tensor([index[v] for v in values]), len(categories)).float())
-    return torch.cat(features, dim=1)
+    return features[0] if len(features) == 1 else torch.cat(features, dim=1)
 
 
 def _read_array(file: Path) -> torch.Tensor:

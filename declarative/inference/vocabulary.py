@@ -4,8 +4,8 @@ Recorded at training time (`vocabulary(spec)`, part of every checkpoint's extras
 
     class_names   the class names in index order: ImageFolder's sorted class folders, the sorted words
                   of a CSV target column of categories; absent where classes are plain indices
-    csv_inputs    for a CSV source, each input column in order: its name, and for a categorical column
-                  its categories in one-hot order (so new rows are encoded as training encoded them)
+    csv_inputs    for a CSV source, each input column in order: its name and the settings the run fitted
+                  (declarative/data/columns.py), so new rows are encoded as training encoded them
     csv_targets   the CSV's target column names (a predict input may leave them out, or keep them)
     raw_input     one sample as the source gives it, before the transforms: {"shape", "dtype"}
                   (what an exported model with its preprocessing takes)
@@ -22,23 +22,14 @@ __all__ = ["vocabulary", "csv_encoding"]
 
 
 def csv_encoding(source) -> dict[str, Any]:
-    """A CSV source's input columns (with the categories of categorical ones), target columns, and the
-    class names of a single target column of categories, read from its file as the source reads it."""
-    from declarative.data.tabular import _Table, _category_order
-
-    table = _Table(Path(source.path), source.delimiter)
-    targets = [table.index(c, "targets") for c in source.targets]
-    inputs = ([i for i in range(len(table.header)) if i not in targets] if source.inputs is None
-              else [table.index(c, "inputs") for c in source.inputs])
-    columns = []
-    for column in inputs:
-        entry: dict[str, Any] = {"name": table.header[column]}
-        if source._kind(table, column) == "categorical":
-            entry["categories"] = _category_order(table.values(column))
-        columns.append(entry)
-    record: dict[str, Any] = {"csv_inputs": columns, "csv_targets": list(source.targets)}
-    if len(targets) == 1 and source._kind(table, targets[0]) == "categorical":
-        record["class_names"] = _category_order(table.values(targets[0]))
+    """A CSV source's input columns in order, with the settings the run fitted (categories, scaling, missing
+    values, vocabularies), its target columns, and the class names of a single target column of words."""
+    table = source.table()
+    names = source._input_names(table)
+    record: dict[str, Any] = {"csv_inputs": [{"name": n, "settings": dict(source.columns.get(n, {}))} for n in names],
+                              "csv_targets": list(source.targets)}
+    if len(source.targets) == 1 and "categories" in source.columns.get(source.targets[0], {}):
+        record["class_names"] = list(source.columns[source.targets[0]]["categories"])
     return record
 
 
@@ -58,6 +49,7 @@ def vocabulary(spec) -> dict[str, Any]:
         if isinstance(source, ImageFolder):
             record["class_names"] = list(source.folder().classes)
         elif isinstance(source, CSV):
+            source.columns = dict(spec.data.source.kwargs.get("columns") or source.columns)  # as fitted
             record.update(csv_encoding(source))
         raw = raw_sample(spec)
         if raw is not None:

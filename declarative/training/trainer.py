@@ -19,6 +19,7 @@ moments, so every process sees (and decides on) the same values.
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
@@ -118,6 +119,7 @@ class Trainer:
         self.model: torch.nn.Module | None = None
         self.optimizers: list[torch.optim.Optimizer] = []
         self.lr_scheduler: LRSchedulerConfig | None = None
+        self.train_dataloader: Batches | None = None  # set by fit
         self.current_epoch = 0
         self.global_step = 0
         self.should_stop = False
@@ -134,6 +136,7 @@ class Trainer:
         self._pending_logs: dict[str, float] = {}
         self._nonfinite_step: torch.Tensor | None = None  # first step whose training loss was not finite, -1: none
         self._device_step: torch.Tensor | None = None  # global_step, kept on the device
+        self._fit_started = 0.0  # time.monotonic() when fit began, for max_time
 
     # ----------------------------------------------------------------------------------------
     # What callbacks read (the TrainerView protocol of declarative/callbacks/base.py)
@@ -170,15 +173,15 @@ class Trainer:
 
     @property
     def best_model_path(self) -> str | None:
-        """The best checkpoint of the first ModelCheckpoint with a monitor (what Lightning's ckpt_path="best" means)."""
-        for callback in self.checkpoint_callbacks:
-            if callback.monitor is not None and callback.best_model_path:
-                return callback.best_model_path
-        return None
+        """The best checkpoint of the first ModelCheckpoint with a monitor, else the latest one a ModelCheckpoint
+        without a monitor kept (what Lightning's ckpt_path="best" means)."""
+        ranked = [cb.best_model_path for cb in self.checkpoint_callbacks if cb.monitor is not None and cb.best_model_path]
+        latest = [cb.best_model_path for cb in self.checkpoint_callbacks if cb.monitor is None and cb.best_model_path]
+        return (ranked or latest or [None])[0]
 
     @property
     def max_steps_reached(self) -> bool:
-        return self.settings.max_steps is not None and self.global_step >= self.settings.max_steps
+        return self.settings.steps_limit is not None and self.global_step >= self.settings.steps_limit
 
     def log(self, metrics: dict[str, float]) -> None:
         """Queue scalars; the loggers get them together, at the current step."""
@@ -206,6 +209,7 @@ class Trainer:
             "metrics": {k: v if isinstance(v, list) else float(v) for k, v in self.callback_metrics.items()},
             "callbacks": self._callback_states(),
         }
+        self._call("on_save_checkpoint", contents)  # Lightning's hook: a callback may change what is saved
         if strategy.is_global_zero:
             save_checkpoint(contents, path)
 
@@ -237,10 +241,12 @@ class Trainer:
     ) -> None:
         """Sanity-check validation, then train (and validate) until a limit or a callback stops it."""
         self.model, self.optimizers, self.lr_scheduler = model, [optimizer], scheduler
+        self.train_dataloader = data.train  # Lightning's name; StochasticWeightAveraging's BatchNorm pass reads it
         self.num_train_batches = self.settings.limit("train", len(data.train))
         self.num_val_batches = self.settings.limit("val", len(data.val)) if data.val is not None else 0
         # Every process must agree, or one would wait in validation's all-reduce for the others.
         self._has_validation = self.strategy.reduce_any(self.num_val_batches > 0)
+        self._fit_started = time.monotonic()
         self._nonfinite_step = torch.full((), -1, dtype=torch.int64, device=self.device)
         self._device_step = torch.full((), self.global_step, dtype=torch.int64, device=self.device)
         self._check_scheduler_monitor()
@@ -295,15 +301,28 @@ class Trainer:
     # The loop
 
     def _fit_done(self) -> bool:
-        if self.should_stop or self.max_steps_reached or self.num_train_batches == 0:
+        if self.max_steps_reached or self.num_train_batches == 0 or self._time_up():
             return True
         limit = self.settings.epochs_limit
-        return limit is not None and self.current_epoch >= limit
+        if limit is not None and self.current_epoch >= limit:
+            return True
+        if self.should_stop and not self.settings.minimums_met(self.current_epoch, self.global_step):
+            self.print(f"a callback asked to stop, but min_epochs / min_steps are not reached yet "
+                       f"(epoch {self.current_epoch}, step {self.global_step}): training goes on")
+            self.should_stop = False  # as Lightning: the request lapses; a callback may make it again
+        return self.should_stop
+
+    def _time_up(self) -> bool:
+        """`max_time` has passed since fit started (checked between steps; every process decides the same)."""
+        limit = self.settings.max_time_seconds
+        if limit is None:
+            return False
+        return self.strategy.reduce_any(time.monotonic() - self._fit_started >= limit)
 
     def _sanity_check(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: BatchSource | None) -> None:
         """A few validation batches before training, so a broken validation fails in seconds, not after an epoch."""
-        count = min(self.settings.num_sanity_val_steps, self.num_val_batches)
-        if batches is None or not self.has_validation or self.settings.num_sanity_val_steps == 0:
+        count = int(min(self.settings.sanity_steps, self.num_val_batches))
+        if batches is None or not self.has_validation or self.settings.sanity_steps == 0:
             return
         self.sanity_checking = True
         self._call("on_sanity_check_start")
@@ -366,7 +385,7 @@ class Trainer:
                 self._flush_logs()
                 self.log_step_due = False
                 self._step_scheduler("step")  # after the batch hooks, so they see the rate this step used
-                if self.max_steps_reached:
+                if self.max_steps_reached or self._time_up():
                     break
         return batch_idx + 1
 
@@ -451,7 +470,7 @@ class Trainer:
         hook = "on_validation_batch_end" if stage == "val" else f"on_{stage}_batch_end"
         was_training = model.training
         model.eval()
-        with self.strategy.inference_context():
+        with self.strategy.inference_context() if self.settings.inference_mode else torch.no_grad():
             metrics.reset(self.device)  # inside inference_mode: the state is updated by inference tensors
             for batch_idx, batch in enumerate(itertools.islice(batches, count)):
                 inputs, targets = self.precision.convert_input(batch)
