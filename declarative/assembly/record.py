@@ -21,7 +21,8 @@ def used_data_values(spec: Spec, recorded: dict | None = None) -> dict[str, Any]
     if info is None:
         return {}
     text = str(recorded if recorded is not None else spec.to_dict())
-    values = {"data.num_classes": info.num_classes, "data.input_shape": list(info.input_shape)}
+    values = {"data.num_classes": info.num_classes, "data.input_shape": list(info.input_shape),
+              "data.vocab_size": info.vocab_size}
     return {name: value for name, value in values.items() if f"${{{name}}}" in text}
 
 

@@ -60,10 +60,12 @@ def load_trained(path: str | Path, overrides: Iterable[str] = ()) -> Trained:
     contents = load_checkpoint(path)
     spec = spec_from_data(contents["spec"], origin=origin, semantic=False, overrides=list(overrides))
     values = contents.get("data_values", {})
-    if "data.num_classes" in values or "data.input_shape" in values or spec.model.input == "auto":
+    if values or spec.model.input == "auto":
         shape = values.get("data.input_shape", spec.model.input)
-        spec = dataclasses.replace(spec, model=dataclasses.replace(
-            spec.model, data=DataInfo(tuple(shape), values.get("data.num_classes"))))
+        vocab_size = values.get("data.vocab_size")
+        info = DataInfo(tuple(shape), values.get("data.num_classes"), vocab_size,
+                        torch.int64 if vocab_size is not None else torch.float32)  # text: token ids
+        spec = dataclasses.replace(spec, model=dataclasses.replace(spec.model, data=info))
     plan = plan_model(spec)
     model = build_model(spec, plan)
     try:

@@ -232,7 +232,8 @@ def export_trained(trained, fmt: str = "pt2", output: Path | None = None, *, pre
         shape, dtype = tuple(raw["shape"]), getattr(torch, raw["dtype"])
         module: nn.Module = _WithPreprocess(pre, model).eval()
     else:
-        shape, dtype = tuple(trained.spec.model.input), torch.float32
+        info = trained.spec.model.data
+        shape, dtype = tuple(trained.spec.model.input), info.input_dtype if info is not None else torch.float32
         module = model
     x = _example(shape, dtype, _TRACE_BATCH, seed=0)
     check = _example(shape, dtype, _CHECK_BATCH, seed=1)
