@@ -169,21 +169,109 @@ def summary(
     print_summary(out, plan, spec.name)
 
 
+CHECKPOINT_HELP = "A checkpoint written by `dtrain run`, or a run folder (its best, else last), RUN/best or RUN/last."
+
+
 @app.command()
 def test(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint written by `dtrain run`."),
+    checkpoint: Path = typer.Argument(..., help=CHECKPOINT_HELP, metavar="CKPT"),
     overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="KEY=VALUE"),
+    split: str = typer.Option("test", "--split", help="The split to evaluate on: test or val."),
 ) -> None:
-    """Test a checkpoint alone: its embedded spec rebuilds model and data; prints the test metrics.
+    """Test a checkpoint alone: its embedded spec rebuilds model and data; prints the split's metrics.
 
     Overrides change the embedded spec, e.g. `data.source.ImageFolder.root=/data/pets` where the data
     lives elsewhere on this machine."""
+    from declarative.inference.checkpoints import resolve_checkpoint
     from declarative.run import test_checkpoint
 
+    if split not in ("test", "val"):
+        raise _usage(UsageError(f"--split {split}: one of test, val"))
     try:
-        test_checkpoint(checkpoint, overrides or [], console=out)
+        test_checkpoint(resolve_checkpoint(checkpoint), overrides or [], console=out, split=split)
     except SpecError as exc:
         raise _fail(exc) from None
+
+
+@app.command()
+def predict(
+    checkpoint: Path = typer.Argument(..., help=CHECKPOINT_HELP, metavar="CKPT"),
+    inputs: List[str] = typer.Argument(..., help="Image files, folders of images, a .csv without the targets, "
+                                       ".npy/.npz/.pt arrays, or split:NAME; then KEY=VALUE overrides of the "
+                                       "checkpoint's spec.", metavar="INPUT... [KEY=VALUE...]"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to a .csv, .jsonl, .npy or .pt file "
+                                          "instead of a table on stdout."),
+    top_k: int = typer.Option(1, "--top-k", min=1, help="Also give the k most probable classes (multiclass)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Default: the spec's batch size."),
+    accelerator: str = typer.Option("auto", "--accelerator", help="auto, cpu, gpu, cuda or mps."),
+) -> None:
+    """Predict with a checkpoint's model on new inputs, through its evaluation transforms."""
+    from declarative.assembly.trained import load_trained
+    from declarative.inference.checkpoints import resolve_checkpoint
+    from declarative.inference.inputs import read_inputs
+    from declarative.inference.predict import predict as run_predict, write_predictions
+
+    given = [i for i in inputs if "=" not in i or Path(i).exists()]
+    overrides = [i for i in inputs if i not in given]
+    if not given:
+        raise _usage(UsageError("predict needs at least one INPUT (a file, a folder or split:NAME)"))
+    try:
+        device = _device(accelerator)
+        trained = load_trained(resolve_checkpoint(checkpoint), overrides)
+        samples = read_inputs(trained, given)
+        result = run_predict(trained, samples, device=device, batch_size=batch_size or trained.spec.data.batch_size,
+                             console=err)
+        write_predictions(result, output, top_k=top_k, console=out)
+    except SpecError as exc:
+        raise _fail(exc) from None
+    except UsageError as exc:
+        raise _usage(exc) from None
+    if output is not None:
+        err.print(f"{len(result.ids)} predictions written to {output}", markup=False)
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help=CHECKPOINT_HELP, metavar="CKPT"),
+    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="KEY=VALUE"),
+    fmt: str = typer.Option("pt2", "--format", "-f", help="pt2 (torch.export), onnx or torchscript."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Default: the checkpoint's name with "
+                                          ".pt2, .onnx or .pt."),
+    no_preprocess: bool = typer.Option(False, "--no-preprocess", help="Leave the evaluation transforms out: the "
+                                       "module takes what the model takes."),
+) -> None:
+    """Export a checkpoint's model (with its evaluation preprocessing) and check it against the model."""
+    from declarative.assembly.trained import load_trained
+    from declarative.inference.checkpoints import resolve_checkpoint
+    from declarative.inference.export import FORMATS, export_trained, preprocessing
+
+    if fmt not in FORMATS:
+        raise _usage(UsageError(f"--format {fmt}: one of {', '.join(FORMATS)}"))
+    try:
+        trained = load_trained(resolve_checkpoint(checkpoint), overrides or [])
+        if not no_preprocess and trained.transforms and (why := preprocessing(trained)[1]):
+            err.print(f"note: the evaluation transforms stay out of the export ({why}); apply them before it",
+                      markup=False)
+        result = export_trained(trained, fmt, output, preprocess=not no_preprocess)
+    except SpecError as exc:
+        raise _fail(exc) from None
+    takes = f"[N, {', '.join(map(str, result.input_shape))}] {result.input_dtype}"
+    out.print(f"exported {result.path} ({fmt}): takes {takes}" + (", preprocessing included" if result.preprocess
+                                                                 else ""), markup=False)
+    out.print(f"checked against the checkpoint's model: max abs difference {result.max_abs_diff:.3g}", markup=False)
+
+
+def _device(accelerator: str):
+    """The first device of `accelerator` on this machine; a usage error when there is none."""
+    from declarative.training.accelerators import ACCELERATOR_CHOICES, select_accelerator
+    from declarative.training.errors import MisconfigurationError
+
+    if accelerator not in ACCELERATOR_CHOICES:
+        raise UsageError(f"--accelerator {accelerator}: one of {', '.join(ACCELERATOR_CHOICES)}")
+    try:
+        return select_accelerator(accelerator).device(0)
+    except MisconfigurationError as exc:
+        raise UsageError(exc.message) from None
 
 
 @app.command()

@@ -176,13 +176,14 @@ def _result(trainer: Trainer, run_dir: RunDir | None, status: str, error: str | 
 
 
 def test_checkpoint(path: str | Path, overrides: Iterable[str] = (), *,
-                    console: Console | None = None) -> dict[str, float]:
+                    console: Console | None = None, split: str = "test") -> dict[str, float]:
     """Test a checkpoint alone, in this one process: its embedded spec rebuilds model and data; returns
     the `test/*` metrics. A checkpoint of a multi-process run holds the whole model, so it tests here too.
 
     Args:
         path: A checkpoint written by `dtrain run`.
         overrides: `key.path=value` changes to the embedded spec, e.g. where the data lives on this machine.
+        split: `test`, or `val` to evaluate on the validation split (its metrics are still named test/*).
     """
     from declarative.spec.validate import spec_from_data
 
@@ -193,14 +194,15 @@ def test_checkpoint(path: str | Path, overrides: Iterable[str] = (), *,
     spec = _one_process(spec, overrides)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic, benchmark=spec.trainer.benchmark):
         run = assemble(spec, console=console, state_dict=contents["state_dict"], state_origin=str(path))
-        if run.data.test is None:
-            raise SpecError(Problem(Location(str(path)), "its spec has no test split to test on — the spec needs "
-                                                         "data.test, e.g. test: {fraction: 0.2}"))
+        batches = getattr(run.data, split)
+        if batches is None:
+            raise SpecError(Problem(Location(str(path)), f"its spec has no {split} split to test on — the spec "
+                                                         f"needs data.{split}, e.g. {split}: {{fraction: 0.2}}"))
         try:
-            metrics = run.trainer.test(run.model, run.loss_fn, run.data.test)
+            metrics = run.trainer.test(run.model, run.loss_fn, batches)
         except EngineError as exc:
             raise run.locator.error(exc) from None
-    print_results(console, metrics, title=f"{spec.name} (test)")
+    print_results(console, metrics, title=f"{spec.name} ({split})")
     return metrics
 
 

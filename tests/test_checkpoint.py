@@ -22,7 +22,7 @@ def test_a_checkpoint_is_plain_data_that_loads_with_weights_only(tmp_path):
                  "callbacks=[{ModelCheckpoint: {monitor: val/loss, save_last: true}}]")
     contents = torch.load(result.last_model_path, weights_only=True)
     assert set(contents) == {"dtrain_version", "spec", "state_dict", "optimizer_states", "lr_schedulers", "precision",
-                             "epoch", "global_step", "metrics", "callbacks"}
+                             "epoch", "global_step", "metrics", "callbacks", "vocabulary"}
     assert contents["dtrain_version"] == declarative.__version__
     assert contents["spec"] == make_spec(tmp_path, "scheduler={StepLR: {step_size: 1}}", "optimizer={Adam: {lr: 0.01}}",
                                          "callbacks=[{ModelCheckpoint: {monitor: val/loss, save_last: true}}]"

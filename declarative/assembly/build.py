@@ -73,6 +73,12 @@ def assemble(spec: Spec, *, console: Console, callbacks: Sequence[Any] = (), cal
     spec, data = data_for_plan(spec, device, rank=rank, num_replicas=world)
     plan = plan_model(spec)
     model = build_model(spec, plan)  # seeded first: the same seed gives the same initial weights
+    if state_dict is None and spec.model.init_from is not None:  # a warm start (a checkpoint has its own weights)
+        from declarative.model.init_from import load_init_from
+
+        loaded = load_init_from(spec, model)
+        if strategy.is_global_zero:
+            console.print(loaded, markup=False, highlight=False, soft_wrap=True)
     if state_dict is not None:
         try:
             model.load_state_dict(state_dict)

@@ -21,7 +21,8 @@ def used_data_values(spec: Spec, recorded: dict | None = None) -> dict[str, Any]
     if info is None:
         return {}
     text = str(recorded if recorded is not None else spec.to_dict())
-    values = {"data.num_classes": info.num_classes, "data.input_shape": list(info.input_shape)}
+    values = {"data.num_classes": info.num_classes, "data.input_shape": list(info.input_shape),
+              "data.vocab_size": info.vocab_size}
     return {name: value for name, value in values.items() if f"${{{name}}}" in text}
 
 
@@ -33,7 +34,10 @@ def spec_text(spec: Spec) -> str:
 
 
 def checkpoint_extras(spec: Spec) -> dict[str, Any]:
-    """What a checkpoint carries besides the training state: the resolved spec (and its data values)."""
+    """What a checkpoint carries besides the training state: the resolved spec (and its data values), and
+    what predicting without the training data needs (declarative/inference/vocabulary.py)."""
+    from declarative.inference.vocabulary import vocabulary
+
     record = spec.to_dict()
     values = used_data_values(spec, record)
-    return {"spec": record, **({"data_values": values} if values else {})}
+    return {"spec": record, **({"data_values": values} if values else {}), "vocabulary": vocabulary(spec)}

@@ -1,7 +1,8 @@
 """torchvision's classification models as layers: `resnet18`, `mobilenet_v3_small`, `vit_b_16`, ...
 
 Each takes `weights` (none by default; a weights enum member such as `ResNet18_Weights.IMAGENET1K_V1`,
-its short form `IMAGENET1K_V1`, or `DEFAULT`) and `num_classes`. The classifier is the model's last Linear:
+its short form `IMAGENET1K_V1`, `DEFAULT`, or a local .pth/.pt/.safetensors file, relative to
+the current folder) and `num_classes`. The classifier is the model's last Linear:
 `head: null` drops it (the model then gives the features it classified: pooled features for a ResNet), and
 `num_classes` beside pretrained weights replaces it by a new Linear of that size, as the fine-tuning
 tutorials do (`model.fc = nn.Linear(model.fc.in_features, 2)`). Named weights are read from the torch
@@ -78,6 +79,8 @@ class TorchvisionModel:
         kwargs = {} if num_classes is None else {"num_classes": num_classes}
         if weights is None:
             return builder(weights=None, **kwargs)
+        if is_weights_path(weights):
+            return _from_file(builder(weights=None, **kwargs), weights)
         member = resolve_weights(self.name, weights)
         categories = len(member.meta.get("categories") or [])
         path = weights_file(member)
@@ -89,6 +92,35 @@ class TorchvisionModel:
         if next(iter(model.parameters())).device != torch.device("meta"):
             model.load_state_dict(load_weights_only(path))
         return model
+
+
+# A `weights` value that names a local file rather than a weights enum member.
+_WEIGHTS_FILE = r"\.(pth|pt|safetensors)$"
+
+
+def is_weights_path(value: str) -> bool:
+    return re.search(_WEIGHTS_FILE, value) is not None
+
+
+def _from_file(model, path: str):
+    """`model` with the state dict of a local file (weights-only load); ValueError when it does not fit.
+    On the meta device (planning) the shapes are checked and nothing is copied."""
+    import torch
+
+    from declarative.model.init_from import read_state_dict
+
+    if not os.path.isfile(path):
+        raise ValueError(f"no such weights file: {os.path.abspath(path)}")
+    state = read_state_dict(path)
+    own = model.state_dict()
+    differ = [k for k in own if k not in state or state[k].shape != own[k].shape] + [k for k in state if k not in own]
+    if differ:
+        raise ValueError(f"{path} does not fit the model (keys missing, extra or of another shape: "
+                         f"{', '.join(differ[:6])}{' ...' if len(differ) > 6 else ''}); num_classes must match the "
+                         f"file's")
+    if next(iter(model.parameters())).device != torch.device("meta"):
+        model.load_state_dict(state)
+    return model
 
 
 def _classifier(model, name: str):
@@ -113,8 +145,11 @@ def entries() -> list[Entry]:
         options = ([f"{enum.__name__}.{m.name}" for m in enum] + [m.name for m in enum] + ["DEFAULT"]
                    if enum else [])
         params = {
-            "weights": Param("weights", {"anyOf": [{"type": "null"}, {"enum": options}], "default": None,
-                                         "description": "Pretrained weights, read from the torch hub cache."}, False),
+            "weights": Param("weights", {"anyOf": [{"type": "null"}, {"enum": options},
+                                                   {"type": "string", "pattern": _WEIGHTS_FILE}],
+                                         "default": None,
+                                         "description": "Pretrained weights: a weights name, read from the torch "
+                                                        "hub cache, or a local .pth/.pt/.safetensors file."}, False),
             "num_classes": Param("num_classes", {"type": "integer", "minimum": 1, "default": 1000,
                                                  "description": "Classes of the head; beside weights: a new "
                                                                 "Linear head of this size."}, False),

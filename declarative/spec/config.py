@@ -109,6 +109,7 @@ class ModelConfig:
     init: dict[str, dict] = field(default_factory=dict)  # layer type → {parameter: initializer}
     data: Any = None  # the DataInfo that ${data.*} references and `auto` read, once resolved
     skipped: bool = False  # validation could not read the data those values come from
+    init_from: dict | None = None  # warm start: {path (absolute), strict, prefix}; declarative/model/init_from.py
 
 
 @dataclass
@@ -223,6 +224,8 @@ class Spec:
         if self.model.init:
             out["init"] = self.model.init
         out["layers"] = [c.to_yaml() for c in self.model.layers]
+        if self.model.init_from is not None:
+            out["init_from"] = self.model.init_from
         return out
 
     def to_dict(self) -> dict:
@@ -285,6 +288,16 @@ def _absolute_paths(source: Component, base: Path) -> Component:
     return Component(source.name, kwargs, source.path)
 
 
+def _init_from(raw: str | dict | None, base: Path) -> dict | None:
+    """model.init_from as {path, strict, prefix}, its path made absolute (relative to the spec's folder)."""
+    if raw is None:
+        return None
+    given = {"path": raw} if isinstance(raw, str) else dict(raw)
+    path = Path(given["path"]).expanduser()
+    return {"path": str(path if path.is_absolute() else (base / path).resolve()),
+            "strict": bool(given.get("strict", True)), "prefix": dict(given.get("prefix") or {})}
+
+
 def _split(raw: dict | None, path: PathKey, base: Path) -> Split | None:
     if raw is None:
         return None
@@ -337,6 +350,7 @@ def spec_from_document(doc: Document) -> Spec:
         layers=[Component.parse_layer(layer, ("model", "layers", i)) for i, layer in enumerate(m["layers"])],
         blocks=dict(m.get("blocks") or {}),
         init=dict(m.get("init") or {}),
+        init_from=_init_from(m.get("init_from"), base),
     )
     scheduler = None
     if raw.get("scheduler"):

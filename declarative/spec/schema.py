@@ -172,6 +172,25 @@ def model_schema() -> dict:
                                     "bias: zeros_}}: every layer of that type in the model, before the items' own.",
                      "type": "object", "propertyNames": {"pattern": BLOCK_NAME},
                      "additionalProperties": _init_table("Parameter name → torch.nn.init initializer.")},
+            "init_from": {
+                "description": "Warm start: weights loaded into the model before training, from a dtrain checkpoint "
+                               "or run folder (RUN/best, RUN/last), a .pt/.pth state dict, or a .safetensors file "
+                               "(with the safetensors package). A path, relative to the spec's folder, or "
+                               "{path, strict, prefix}.",
+                "anyOf": [
+                    {"type": "string", "minLength": 1},
+                    {"type": "object", "required": ["path"], "additionalProperties": False, "properties": {
+                        "path": {"type": "string", "minLength": 1},
+                        "strict": {"type": "boolean", "default": True,
+                                   "description": "Every tensor of the model must be in the file and every tensor "
+                                                  "of the file in the model; false: load those that match."},
+                        "prefix": {"type": "object", "propertyNames": {"type": "string"},
+                                   "additionalProperties": {"type": "string"},
+                                   "description": "Key prefixes of the file renamed to the model's, e.g. "
+                                                  "{'backbone.': 'layers.0.'}; the first that matches applies."},
+                    }},
+                ],
+            },
         },
     }
 

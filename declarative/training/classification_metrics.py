@@ -17,7 +17,7 @@ from typing import Literal, Optional
 import torch
 
 from declarative.training.metric_base import Metric, float_state_dtype
-from declarative.training.tasks import adapt_to_task
+from declarative.training.tasks import adapt_to_task, class_predictions, label_predictions
 
 __all__ = ["Accuracy", "Precision", "Recall", "F1Score", "JaccardIndex", "ConfusionMatrix", "CLASSIFICATION"]
 
@@ -78,7 +78,7 @@ class _ConfusionMetric(Metric):
             targets = targets.argmax(dim=1)  # class probabilities (label smoothing, mixup)
         classes = outputs.shape[1]
         matrix = self._matrix((classes, classes), outputs.device, "class scores")
-        predicted = outputs.argmax(dim=1).reshape(-1)
+        predicted = class_predictions(outputs).reshape(-1)
         target = targets.reshape(-1)
         # Targets outside [0, C) (CrossEntropyLoss's ignore_index -100, a 255 border) count nowhere.
         counted = (target >= 0) & (target < classes)
@@ -95,7 +95,7 @@ class _ConfusionMetric(Metric):
         # Probabilities are thresholded as they are, logits after a sigmoid: decided on the device.
         is_probability = ((scores >= 0) & (scores <= 1)).all()
         probabilities = torch.where(is_probability, scores, scores.float().sigmoid().to(scores.dtype))
-        predicted = (probabilities > self.threshold).to(torch.int64)
+        predicted = label_predictions(probabilities, self.threshold)
         counted = torch.ones_like(predicted) if self.ignore_index is None else (target != self.ignore_index).long()
         label = torch.arange(labels, device=outputs.device)
         index = label * 4 + (target > 0.5).to(torch.int64) * 2 + predicted

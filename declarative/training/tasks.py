@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["TASKS", "TaskShapeError", "adapt_to_task", "TaskLoss", "class_dim_dropped"]
+__all__ = ["TASKS", "TaskShapeError", "adapt_to_task", "TaskLoss", "class_dim_dropped", "task_scores",
+           "class_predictions", "label_predictions", "task_predictions"]
 
 TASKS = ("multiclass", "binary", "multilabel", "regression", "segmentation")
 
@@ -85,6 +86,36 @@ def adapt_to_task(task: str, outputs: torch.Tensor, targets: torch.Tensor) -> tu
             raise TaskShapeError(f"regression needs numeric targets, but got {_dtype(targets)} targets")
         return outputs, targets.to(_float_dtype(outputs))
     raise TaskShapeError(f"unknown task '{task}' (known: {', '.join(TASKS)})")
+
+
+def class_predictions(outputs: torch.Tensor) -> torch.Tensor:
+    """multiclass, segmentation: the class of the highest score, (N, C, ...) → (N, ...)."""
+    return outputs.argmax(dim=1)
+
+
+def label_predictions(probabilities: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """binary, multilabel: 1 where a label's probability is above `threshold`, else 0 (int64)."""
+    return (probabilities > threshold).to(torch.int64)
+
+
+def task_scores(task: str, outputs: torch.Tensor) -> torch.Tensor:
+    """The model's outputs as the task's probabilities: softmax over the classes (dim 1) for multiclass and
+    segmentation, a sigmoid per label for binary and multilabel; regression outputs are the values."""
+    if task in ("multiclass", "segmentation"):
+        return outputs.float().softmax(dim=1)
+    if task in ("binary", "multilabel"):
+        return outputs.float().sigmoid()
+    return outputs
+
+
+def task_predictions(task: str, outputs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """What the model predicts for each sample, from its raw outputs: a class index (a mask of them for
+    segmentation), 0/1 per label, or the regressed values. The metrics decide the same way."""
+    if task in ("multiclass", "segmentation"):
+        return class_predictions(outputs)
+    if task in ("binary", "multilabel"):
+        return label_predictions(task_scores(task, outputs), threshold)
+    return outputs
 
 
 def _float_dtype(tensor: torch.Tensor) -> torch.dtype:
