@@ -52,19 +52,34 @@ class RunResult:
     stopped_early: bool
 
 
-def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
-    """Train a spec, validate it, test it when it has a test split; everything lands in a new run directory."""
+def fit_spec(spec: Spec, *, console: Console | None = None, resume_from: str | Path | None = None,
+             overrides: Iterable[str] = ()) -> RunResult:
+    """Train a spec, validate it, test it when it has a test split; everything lands in a new run directory.
+
+    With `resume_from` (a checkpoint file), the run goes on exactly where that checkpoint was saved, in
+    its run folder; `overrides` are recorded there with the resume."""
+    from declarative.assembly import resume
+
     console = console or Console()
+    contents = None
+    if resume_from is not None:
+        contents = load_checkpoint(resume_from)
+        spec = resume.adopt_recorded_seed(spec, contents)
     callbacks, paths = build_callbacks_with_paths(spec)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
         run = assemble(spec, console=console, callbacks=callbacks, callback_paths=paths)
         try:
-            return _fit(run, console)
+            if contents is None:
+                return _fit(run, console)
+            checkpoint = Path(resume_from)
+            resume.check_same_training(run.spec, contents, checkpoint)
+            return _fit(run, console, (checkpoint, contents, resume.run_folder_of(checkpoint, contents),
+                                       list(overrides)))
         finally:
             run.strategy.teardown()
 
 
-def _fit(run: Assembly, console: Console) -> RunResult:
+def _fit(run: Assembly, console: Console, resuming: tuple | None = None) -> RunResult:
     spec, trainer, strategy, data = run.spec, run.trainer, run.strategy, run.data
     optimizer = OPTIMIZERS.build_component(spec.optimizer, spec, params=run.model.parameters())
     try:
@@ -78,15 +93,24 @@ def _fit(run: Assembly, console: Console) -> RunResult:
     # The run folder comes after everything that can reject the spec, and goes again if fit's own
     # checks reject it: a rejected spec leaves no run folder behind. Process 0 makes it; the others
     # learn its path, for ModelCheckpoint's folder.
-    run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec)) if strategy.is_global_zero \
-        else None
-    run_dir = RunDir(Path(strategy.broadcast(str(run_dir.path) if run_dir else None)))
+    if resuming is not None:  # the run goes on in its own folder, which records the resume
+        run_dir = RunDir(resuming[2])
+        if strategy.is_global_zero:
+            from declarative.assembly.resume import record_resume
+
+            record_resume(run_dir.path, resuming[0], resuming[1], resuming[3])
+            run_dir.write_record(spec_text(spec))
+    else:
+        run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec)) \
+            if strategy.is_global_zero else None
+        run_dir = RunDir(Path(strategy.broadcast(str(run_dir.path) if run_dir else None)))
     trainer.root_dir = run_dir.path
     trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero else []
     config = _scheduler_config(spec, scheduler)
     status, rejected, error = "failed", False, None
     try:
-        trainer.fit(run.model, run.loss_fn, optimizer, data, config)
+        trainer.fit(run.model, run.loss_fn, optimizer, data, config,
+                    ckpt_path=resuming[1] if resuming is not None else None)
         if data.test is not None:
             trainer.test(run.model, run.loss_fn, data.test, ckpt_path=trainer.best_model_path)
         status = "success"
@@ -94,7 +118,8 @@ def _fit(run: Assembly, console: Console) -> RunResult:
         status = "interrupted"
         raise
     except (EngineError, SpecError) as exc:
-        rejected = trainer.global_step == 0  # found by fit's checks or the sanity check: no run happened
+        # found by fit's checks or the sanity check: no run happened (a resumed run's folder stays, always)
+        rejected = trainer.global_step == 0 and resuming is None
         located = run.locator.error(exc) if isinstance(exc, EngineError) else exc
         error = str(located)
         raise located from None

@@ -17,6 +17,7 @@ from declarative.registry import Registry
 __all__ = ["CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
-CALLBACKS.add_class(ModelCheckpoint, constraints={"save_top_k": {"minimum": -1}, "every_n_epochs": {"minimum": 0}})
+CALLBACKS.add_class(ModelCheckpoint, constraints={"save_top_k": {"minimum": -1}, "every_n_epochs": {"minimum": 0},
+                                                  "every_n_train_steps": {"minimum": 0}})
 CALLBACKS.add_class(EarlyStopping, constraints={"patience": {"minimum": 0}, "min_delta": {"minimum": 0}})
 CALLBACKS.add_class(LearningRateMonitor)
