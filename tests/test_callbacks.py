@@ -171,7 +171,8 @@ def test_checkpoint_keeps_the_callbacks_state(tmp_path):
     result = run(tmp_path, "callbacks=[{ModelCheckpoint: {monitor: val/accuracy, mode: max}}, "
                            "{EarlyStopping: {monitor: val/loss}}]")
     state = load_checkpoint(result.best_model_path)["callbacks"]
-    checkpoint_state = state["ModelCheckpoint{'monitor': 'val/accuracy', 'mode': 'max', 'every_n_epochs': 1}"]
+    checkpoint_state = state["ModelCheckpoint{'monitor': 'val/accuracy', 'mode': 'max', 'every_n_train_steps': 0, "
+                             "'every_n_epochs': 1, 'train_time_interval': None}"]
     assert checkpoint_state["best_model_path"] == result.best_model_path
     assert state["EarlyStopping{'monitor': 'val/loss', 'mode': 'min'}"]["patience"] == 3
     restored = ModelCheckpoint(monitor="val/accuracy", mode="max")

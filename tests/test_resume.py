@@ -122,7 +122,7 @@ def stop_when(args: list[str], folder: Path, run: Path, moment, sig: int, **pope
             else:
                 process.send_signal(sig)
             break
-        time.sleep(0.0002)
+        time.sleep(0.0005)
     _, stderr = process.communicate(timeout=TIMEOUT)
     return process.returncode, stderr
 
