@@ -69,6 +69,7 @@ def dtrain(folder: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def setup(folder: Path, *, spec: str = SPEC) -> Path:
+    folder.mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(64, 1, 8, 8)).astype(np.float32)
     targets = inputs.reshape(64, -1)[:, :3].argmax(1).astype(np.int64)
@@ -203,3 +204,24 @@ def test_resuming_with_a_changed_learning_rate_is_a_located_error(straight, tmp_
     more = dtrain(tmp_path, "resume", str(run), "trainer.max_epochs=4")  # a longer run is a change a resume may make
     assert more.returncode == 0, more.stderr
     assert json.loads((run / "results.json").read_text())["epochs"] == 4
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_a_two_process_run_killed_stopped_and_resumed_ends_as_its_straight_run(tmp_path):
+    """2 processes (gloo on the CPU): SIGKILL to all of them mid-epoch and mid-save, SIGTERM to the launcher."""
+    two = ["trainer.devices=2"]
+    straight = setup(tmp_path / "straight")
+    done = dtrain(straight, "run", "spec.yaml", *two)
+    assert done.returncode == 0, done.stderr
+    folder = setup(tmp_path / "stopped")
+    run = run_folder(folder, 0)
+    for index, (moment, sig) in enumerate([(after_rows(4), signal.SIGKILL), (saving, signal.SIGKILL),
+                                           (after_rows(12), signal.SIGTERM)]):
+        resume = [] if index == 0 else ["--resume", "last"]
+        group = {"start_new_session": True} if sig == signal.SIGKILL else {}  # SIGKILL: the launcher and its workers
+        code, stderr = stop_when(["run", "spec.yaml", *two, *resume], folder, run, moment, sig, **group)
+        assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 128 + signal.SIGTERM), stderr
+    assert f"resume with: dtrain resume {run}" in stderr
+    done = dtrain(folder, "resume", str(run))
+    assert done.returncode == 0, done.stderr
+    assert_same_run(run, run_folder(straight, 0))
