@@ -49,6 +49,7 @@ scheduler: {StepLR: {step_size: 2, gamma: 0.8}, interval: step}
 callbacks:
   - ModelCheckpoint: {every_n_train_steps: 1, save_last: true, save_top_k: 0}
   - EarlyStopping: {monitor: val/loss, patience: 5}
+  - OnExceptionCheckpoint
 trainer:
   max_epochs: 3
   accelerator: cpu
@@ -93,6 +94,15 @@ def assert_same_run(resumed: Path, straight: Path) -> None:
         assert torch.equal(a[key], b[key]), key
     assert (resumed / "metrics.csv").read_text() == (straight / "metrics.csv").read_text()
     assert json.loads((resumed / "results.json").read_text())["status"] == "success"
+
+
+def tensorboard_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """Each scalar's (step, value) pairs as TensorBoard shows them (what a resume purged left out)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
 def csv_lines(run: Path) -> int:
@@ -195,11 +205,13 @@ def test_sigterm_saves_at_the_next_step_and_prints_the_command_that_resumes(stra
         code, stderr = stop_when(args, tmp_path, run, moment, signal.SIGTERM)
         assert code == 128 + signal.SIGTERM, stderr
         assert f"resume with: dtrain resume {run}" in stderr
-        assert (run / "checkpoints" / "interrupted.ckpt").exists()
+        assert load_checkpoint(run / "checkpoints" / "interrupted.ckpt")["loop"]["global_step"] > 0
+        assert load_checkpoint(run / "checkpoints" / "on_exception.ckpt")["loop"]  # OnExceptionCheckpoint's resumes too
         assert json.loads((run / "results.json").read_text())["status"] == "interrupted"
     done = dtrain(tmp_path, "resume", str(run))
     assert done.returncode == 0, done.stderr
     assert_same_run(run, straight)
+    assert tensorboard_scalars(run) == tensorboard_scalars(straight)  # each step once, at the same values
 
 
 def test_resuming_with_a_changed_learning_rate_is_a_located_error(straight, tmp_path):
