@@ -18,6 +18,7 @@ from typing import Iterator
 __all__ = ["TrainingInterrupted", "handle_signals", "requested"]
 
 _requested: str | None = None
+_in_loop = False  # a trainer's loop is running: it honours a stop request at its next step boundary
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -37,6 +38,17 @@ class TrainingInterrupted(KeyboardInterrupt):
         return 128 + int(number) if number is not None else 130
 
 
+@contextlib.contextmanager
+def stopping_at_boundaries() -> Iterator[None]:
+    """Within the block (the training loop), a signal waits for the next step boundary; outside, it stops at once."""
+    global _in_loop
+    _in_loop = True
+    try:
+        yield
+    finally:
+        _in_loop = False
+
+
 def requested() -> str | None:
     """The name of the signal that asked this process to stop ("SIGTERM", "SIGINT"), or None."""
     return _requested
@@ -44,7 +56,8 @@ def requested() -> str | None:
 
 @contextlib.contextmanager
 def handle_signals() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGINT ask for a stop at the next step boundary (a second one: at once)."""
+    """Within the block, SIGTERM and SIGINT ask a training loop to stop at its next step boundary (a second
+    signal, or one outside the loop, stops at once)."""
     global _requested
     if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
         yield
@@ -52,7 +65,7 @@ def handle_signals() -> Iterator[None]:
 
     def ask_to_stop(signum: int, frame) -> None:
         global _requested
-        if _requested is not None:
+        if _requested is not None or not _in_loop:  # a second signal, or no step boundary to wait for
             raise KeyboardInterrupt
         _requested = signal.Signals(signum).name
 

@@ -313,8 +313,9 @@ class Trainer:
             parameters = [p for group in optimizer.param_groups for p in group["params"]]
             self._mark_boundary()
             self._deferred = []
-            while not self._fit_done():
-                self._run_epoch(model, loss_fn, optimizer, parameters, data)
+            with preemption.stopping_at_boundaries():
+                while not self._fit_done():
+                    self._run_epoch(model, loss_fn, optimizer, parameters, data)
             self._deferred = None
             self._call("on_train_end")
             self._call("on_fit_end")
