@@ -215,39 +215,15 @@ def summary(
     overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="KEY=VALUE"),
 ) -> None:
     """Each layer (nested ones indented) with its output shape and parameter count, on the meta device."""
-    from declarative.model.builder import plan_model, shape_text
+    from declarative.model.builder import plan_model
+    from declarative.model.summary import print_summary
 
     spec = _load(spec_file, overrides, semantic=False)
     try:
         plan = plan_model(spec)
     except SpecError as exc:
         raise _fail(exc) from None
-    table = Table(title=f"{spec.name}", title_justify="left")
-    table.add_column("#", no_wrap=True)
-    table.add_column("layer", no_wrap=True)
-    table.add_column("output shape", no_wrap=True)
-    table.add_column("params", justify="right", no_wrap=True)
-    table.add_row("", "input", shape_text(plan.input_shape), "")
-    for depth, node in plan.walk():  # nested nodes indented, under their dotted module names
-        inferred = ", ".join(f"{k}={v}" for k, v in node.inferred.items())
-        label = "  " * depth + node.component.name + (f" ({inferred})" if inferred else "")
-        wiring = node.component.wiring
-        if wiring.get("input") is not None:
-            reads = wiring["input"]
-            label += " ← " + (reads if isinstance(reads, str) else ", ".join(reads))
-        if wiring.get("output") is not None:
-            picks = wiring["output"] if isinstance(wiring["output"], list) else [wiring["output"]]
-            label += "".join(f"[{i}]" for i in picks)
-        if wiring.get("name"):
-            label += f" → {wiring['name']}"
-        table.add_row(node.name, label, shape_text(node.output_shape), f"{node.parameters:,}")
-    wide = out if out.is_terminal else Console(file=out.file, width=200, highlight=False)  # piped: whole rows
-    wide.print(table)
-    size_mb = plan.parameters * 4 / 1e6
-    out.print(f"Total params: {plan.parameters:,}")
-    out.print(f"Trainable params: {plan.trainable:,}")
-    out.print(f"Non-trainable params: {plan.parameters - plan.trainable:,}")
-    out.print(f"Params size (float32): {size_mb:.2f} MB")
+    print_summary(out, plan, spec.name)
 
 
 @app.command()
@@ -282,7 +258,7 @@ def schema(
 
 
 KINDS = ["layer", "loss", "optimizer", "scheduler", "source", "transform", "callback", "logger", "metric",
-         "accelerator", "strategy", "precision"]
+         "accelerator", "strategy", "precision", "initializer", "batch_transform"]
 
 
 @app.command()

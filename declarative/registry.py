@@ -175,6 +175,11 @@ class Registry:
         self.references = references  # whether arguments may be `${name}` references (layers)
         self._entries: dict[str, Entry] = {}
         self._pending: list[Callable[[], list[Entry]]] = []  # entries whose import is slow, added on first need
+        self.excluded: dict[str, str] = {}  # names left out on purpose → why, for the error that names one
+
+    def exclude(self, name: str, reason: str) -> None:
+        """A name this registry leaves out on purpose: a spec that uses it is told why, not 'unknown'."""
+        self.excluded[name] = reason
 
     def add_later(self, load: Callable[[], list[Entry]]) -> None:
         """Entries to add when a name is not found or the whole registry is listed: a module whose import
@@ -229,6 +234,8 @@ class Registry:
 
     def unknown(self, name: str) -> str:
         """The message for a name this registry does not have."""
+        if name in self.excluded:
+            return f"{self.kind} '{name}' is left out on purpose: {self.excluded[name]}"
         hint = did_you_mean(name, self._entries)
         where = f" ('{self.list_command}' lists them)" if self.list_command else f" (known: {', '.join(self.names())})"
         return f"unknown {self.kind} '{name}'" + (f" — {hint}" if hint else "") + where
@@ -256,13 +263,15 @@ class Registry:
 
     def item_schema(self) -> dict:
         """`Name` or `{Name: {kwargs}}`, with if/then/else so that errors stay specific."""
+        excluded = {"x-excluded": dict(sorted(self.excluded.items()))} if self.excluded else {}
         return {
             "x-registry": self.kind,
             "if": {"type": "string"},
-            "then": {"enum": [e.name for e in self.entries() if not e.required], "x-registry": self.kind},
+            "then": {"enum": [e.name for e in self.entries() if not e.required], "x-registry": self.kind, **excluded},
             "else": {
                 "type": "object",
                 "x-registry": self.kind,
+                **excluded,
                 "minProperties": 1,
                 "maxProperties": 1,
                 "properties": {e.name: e.kwargs_schema(self.references) for e in self.entries()},

@@ -28,11 +28,13 @@ from declarative.errors import Location, Problem, SpecError
 from declarative.loggers import LOGGERS
 from declarative.spec.config import Component, Spec
 from declarative.training.checkpoint import load_checkpoint
-from declarative.training.components import OPTIMIZERS, SCHEDULERS
+from declarative.training.components import OPTIMIZERS
 from declarative.training.errors import EngineError, MisconfigurationError
+from declarative.training.param_groups import param_groups
 from declarative.training.progress import print_results
 from declarative.training.run_dir import RunDir
 from declarative.training.seed import reproducible
+from declarative.training.schedulers import build_scheduler as build_chain
 from declarative.training.trainer import LRSchedulerConfig, Trainer
 
 __all__ = ["RunResult", "fit_spec", "test_checkpoint", "build_callbacks", "build_loggers", "build_scheduler"]
@@ -42,7 +44,7 @@ __all__ = ["RunResult", "fit_spec", "test_checkpoint", "build_callbacks", "build
 class RunResult:
     """What a finished run produced."""
 
-    run_dir: Path
+    run_dir: Path | None  # None for a fast_dev_run, which writes nothing
     val_metrics: dict[str, float]
     test_metrics: dict[str, float]
     best_model_path: str | None  # the best checkpoint by a ModelCheckpoint monitor, if any
@@ -66,7 +68,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None, resume_from: str | P
         contents = load_checkpoint(resume_from)
         spec = resume.adopt_recorded_seed(spec, contents)
     callbacks, paths = build_callbacks_with_paths(spec)
-    with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
+    with reproducible(spec.seed, deterministic=spec.trainer.deterministic, benchmark=spec.trainer.benchmark):
         run = assemble(spec, console=console, callbacks=callbacks, callback_paths=paths)
         try:
             if contents is None:
@@ -81,18 +83,29 @@ def fit_spec(spec: Spec, *, console: Console | None = None, resume_from: str | P
 
 def _fit(run: Assembly, console: Console, resuming: tuple | None = None) -> RunResult:
     spec, trainer, strategy, data = run.spec, run.trainer, run.strategy, run.data
-    optimizer = OPTIMIZERS.build_component(spec.optimizer, spec, params=run.model.parameters())
+    optimizer = OPTIMIZERS.build_component(spec.optimizer, spec,
+                                           params=param_groups(strategy.unwrap(run.model), spec.optimizer, spec))
     try:
         scheduler = build_scheduler(spec, optimizer, spec.trainer.settings().limit("train", len(data.train)))
     except MisconfigurationError as exc:
         raise run.locator.error(exc) from None
     if strategy.is_global_zero:
+        if spec.trainer.enable_model_summary:
+            from declarative.model.summary import print_summary
+
+            print_summary(console, run.plan, spec.name)
         console.print(data.description, markup=False, highlight=False)
         if chosen := task_summary(spec):
             console.print(chosen, markup=False, highlight=False)
+        if run.plugins.precision.name == "16-mixed" and strategy.root_device.type == "cpu":
+            console.print("note: 16-mixed on the CPU runs 4-8x slower than 32-true here (float16 has few fast CPU "
+                          "kernels, and GradScaler adds work); bf16-mixed or 32-true train faster", markup=False,
+                          highlight=False)
     # The run folder comes after everything that can reject the spec, and goes again if fit's own
     # checks reject it: a rejected spec leaves no run folder behind. Process 0 makes it; the others
     # learn its path, for ModelCheckpoint's folder.
+    fast_dev_run = spec.trainer.settings().fast_dev_batches > 0  # writes nothing, as Lightning's
+    run_dir = None
     if resuming is not None:  # the run goes on in its own folder, which records the resume
         run_dir = RunDir(resuming[2])
         if strategy.is_global_zero:
@@ -101,11 +114,13 @@ def _fit(run: Assembly, console: Console, resuming: tuple | None = None) -> RunR
             record_resume(run_dir.path, resuming[0], resuming[1], resuming[3])
             run_dir.write_record(spec_text(spec))
     else:
-        run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec)) \
-            if strategy.is_global_zero else None
-        run_dir = RunDir(Path(strategy.broadcast(str(run_dir.path) if run_dir else None)))
-    trainer.root_dir = run_dir.path
-    trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero else []
+        if strategy.is_global_zero and not fast_dev_run:
+            run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec))
+        path = strategy.broadcast(str(run_dir.path) if run_dir else None)
+        run_dir = RunDir(Path(path)) if path else None
+    if run_dir is not None:
+        trainer.root_dir = run_dir.path
+    trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero and run_dir is not None else []
     config = _scheduler_config(spec, scheduler)
     status, rejected, error = "failed", False, None
     try:
@@ -125,25 +140,28 @@ def _fit(run: Assembly, console: Console, resuming: tuple | None = None) -> RunR
         raise located from None
     finally:
         trainer.finalize(status)
-        if strategy.is_global_zero:
+        if strategy.is_global_zero and run_dir is not None:
             if rejected:
                 shutil.rmtree(run_dir.path, ignore_errors=True)
             elif status != "success":
                 _result(trainer, run_dir, status, error)  # what it got to, and why it stopped
     result = _result(trainer, run_dir, status)
     if strategy.is_global_zero:
-        console.print(f"run folder: {run_dir.path}", markup=False, highlight=False, soft_wrap=True)
+        where = (f"run folder: {run_dir.path}" if run_dir is not None else
+                 f"fast_dev_run: {spec.trainer.settings().fast_dev_batches} batch(es) of each stage ran; nothing "
+                 "was written")
+        console.print(where, markup=False, highlight=False, soft_wrap=True)
         print_results(console, {**result.val_metrics, **result.test_metrics}, title=spec.name)
     return result
 
 
-def _result(trainer: Trainer, run_dir: RunDir, status: str, error: str | None = None) -> RunResult:
-    """The run's outcome, also written to results.json (by process 0)."""
+def _result(trainer: Trainer, run_dir: RunDir | None, status: str, error: str | None = None) -> RunResult:
+    """The run's outcome, also written to results.json (by process 0; not for a fast_dev_run)."""
     checkpoints = trainer.checkpoint_callbacks
     best = trainer.best_model_path
     best_score = next((cb.best_model_score for cb in checkpoints if cb.monitor and cb.best_model_path == best), None)
     result = RunResult(
-        run_dir=run_dir.path,
+        run_dir=run_dir.path if run_dir is not None else None,
         val_metrics=dict(trainer.val_metrics),
         test_metrics=dict(trainer.test_metrics),
         best_model_path=best,
@@ -152,7 +170,7 @@ def _result(trainer: Trainer, run_dir: RunDir, status: str, error: str | None = 
         global_step=trainer.global_step,
         stopped_early=trainer.should_stop,
     )
-    if trainer.is_global_zero:
+    if trainer.is_global_zero and run_dir is not None:
         run_dir.write_results({
             "status": status,
             **({"error": error} if error else {}),
@@ -186,7 +204,7 @@ def test_checkpoint(path: str | Path, overrides: Iterable[str] = (), *,
     overrides = list(overrides)
     spec = spec_from_data(contents["spec"], origin=str(path), overrides=overrides)
     spec = _one_process(spec, overrides)
-    with reproducible(spec.seed, deterministic=spec.trainer.deterministic):
+    with reproducible(spec.seed, deterministic=spec.trainer.deterministic, benchmark=spec.trainer.benchmark):
         run = assemble(spec, console=console, state_dict=contents["state_dict"], state_origin=str(path))
         if run.data.test is None:
             raise SpecError(Problem(Location(str(path)), "its spec has no test split to test on — the spec needs "
@@ -229,6 +247,9 @@ def build_callbacks(spec: Spec) -> list[Any]:
         callback = CALLBACKS.build_component(component, spec)
         callback.spec_path = component.path + (component.name,)
         callbacks.append(callback)
+    if spec.trainer.fast_dev_run:  # a quick check keeps no checkpoint, as Lightning's fast_dev_run
+        callbacks = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
+        return callbacks
     listed = any(isinstance(cb, ModelCheckpoint) for cb in callbacks)
     if listed and not spec.trainer.enable_checkpointing:
         raise spec.error(("trainer", "enable_checkpointing"),
@@ -258,13 +279,7 @@ def build_scheduler(spec: Spec, optimizer: torch.optim.Optimizer, num_train_batc
     config = spec.scheduler
     if config is None:
         return None
-    component = config.scheduler
-    missing = SCHEDULERS[component.name].inferred - set(component.kwargs)
-    inferred = {}
-    if missing:
-        steps = _scheduler_steps(spec, num_train_batches)
-        inferred = {name: steps for name in missing}
-    return SCHEDULERS.build_component(component, spec, optimizer=optimizer, **inferred)
+    return build_chain(config.scheduler, spec, optimizer, lambda: _scheduler_steps(spec, num_train_batches))
 
 
 def _scheduler_steps(spec: Spec, num_train_batches: int) -> int:
@@ -276,7 +291,11 @@ def _scheduler_steps(spec: Spec, num_train_batches: int) -> int:
         total = settings.stepping_batches(num_train_batches)
     else:
         epochs = [settings.epochs_limit] if settings.epochs_limit is not None else []
-        if settings.max_steps is not None:  # whichever limit ends the fit first
-            epochs.append(math.ceil(settings.max_steps / max(per_epoch, 1)))
-        total = min(epochs)
+        if settings.steps_limit is not None:  # whichever limit ends the fit first
+            epochs.append(math.ceil(settings.steps_limit / max(per_epoch, 1)))
+        total = min(epochs, default=math.inf)
+    if total == math.inf:
+        raise spec.error(("scheduler",), f"{config.scheduler.name}'s length follows the run's, but this run has no "
+                                         "limit (max_epochs: -1, no max_steps) — give its length (T_max, total_steps) "
+                                         "or a limit")
     return max(1, math.ceil(total / config.frequency))

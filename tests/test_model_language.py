@@ -14,7 +14,7 @@ import torch
 
 from declarative.errors import SpecError
 from declarative.model.builder import build_model, plan_model
-from declarative.model.graph import Sequence
+from declarative.model.graph import LayerList
 from declarative.spec.validate import load_spec
 from specs import write_arrays
 
@@ -183,7 +183,7 @@ def test_named_outputs_feed_later_layers_and_a_plain_chain_keeps_the_fast_path(t
     expected = model.layers[5]((conv2(torch.relu(skip)) + skip).mean(dim=(2, 3)))
     torch.testing.assert_close(model(x), expected)
     chain = build_model(load_spec(spec_file(tmp_path, "  layers: [Flatten, {Linear: {out_features: 4}}]\n")))
-    assert isinstance(chain.layers, Sequence) and chain.layers.wiring is None
+    assert isinstance(chain.layers, LayerList) and chain.layers.wiring is None
 
 
 def test_lstm_output_element_and_multihead_attention_with_query_key_value(tmp_path):
@@ -227,7 +227,7 @@ def test_torch_functions_keep_torch_names_and_meanings(tmp_path):
 
     out = CliRunner().invoke(app, ["layers", "*"]).stdout  # `dtrain layers`, piped: one line per entry
     for listed in ("residual(layers!, shortcut)", "parallel(branches!, merge!)", "repeat(times!, layers!)",
-                   "cat(dim)", "select(dim!, index!)", "permute(dims!)", "resnet18(weights, num_classes)"):
+                   "cat(dim)", "select(dim!, index!)", "permute(dims!)", "resnet18(weights, num_classes, head)"):
         assert listed in out, listed
 
 

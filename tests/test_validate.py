@@ -26,7 +26,7 @@ MISTAKES = [
      "in_features=64 disagrees with the input of layer 3 (Linear), shape [N, 32], which gives in_features=32"),
     ("unknown optimizer", "optimizer: {Adam: {lr: 1.0e-2}}\n", "optimizer: {Adamw: {lr: 1.0e-2}}\n", ":18:13:",
      "unknown optimizer 'Adamw' — did you mean 'AdamW'"),
-    ("bad choice", "trainer: {max_epochs: 2, enable_progress_bar: false}\n", "trainer: {precision: bf16}\n", ":19:22:",
+    ("bad choice", "trainer: {max_epochs: 2, enable_progress_bar: false}\n", "trainer: {precision: fp16}\n", ":19:22:",
      "precision must be one of '32-true'"),
     ("layer that cannot take its input", "    - Flatten\n", "    - Conv2d: {out_channels: 4, kernel_size: 9}\n",
      ":12:7:", "layer 0 (Conv2d) cannot take its input of shape [N, 1, 8, 8]"),
@@ -70,7 +70,7 @@ def test_override_errors_name_the_override(tmp_path):
     result = dtrain("run", str(spec), "trainer.max_epochs=abc", "--print-spec")
     assert result.returncode == 1
     assert result.stderr.strip() == (f"{spec}: override 'trainer.max_epochs=abc': "
-                                     "max_epochs must be an integer >= 1 or null, got 'abc'")
+                                     "max_epochs must be an integer >= 1 or -1 or null, got 'abc'")
 
 
 def test_malformed_override_is_a_usage_error(tmp_path):

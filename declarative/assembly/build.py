@@ -43,6 +43,7 @@ class Assembly:
     loss_fn: torch.nn.Module
     data: Any  # declarative.data.DataModule
     locator: Locator
+    plan: Any  # declarative.model.builder.ModelPlan: the layers, their shapes and parameter counts
 
     @property
     def strategy(self):
@@ -92,7 +93,7 @@ def assemble(spec: Spec, *, console: Console, callbacks: Sequence[Any] = (), cal
     loss_fn = plugins.precision.convert_module(build_loss(spec).to(device))
     module_paths = {f"layers.{node.name}": node.component.path for _, node in plan.walk()}
     locator = Locator(spec, list(callback_paths), module_paths)
-    return Assembly(spec, plugins, trainer, model, loss_fn, data, locator)
+    return Assembly(spec, plugins, trainer, model, loss_fn, data, locator, plan)
 
 
 def build_stage_metrics(spec: Spec, output_shape: tuple[int, ...] | None, data: Any) -> dict[str, StageMetrics]:
@@ -129,7 +130,7 @@ def data_for_plan(spec: Spec, device: torch.device, *, rank: int = 0, num_replic
     if not uses_data(spec):
         return spec, None
     data = build_data(spec, device, rank=rank, num_replicas=num_replicas)
-    spec = dataclasses.replace(spec, model=dataclasses.replace(spec.model, data=DataInfo(data.input_shape,
-                                                                                         data.num_classes)))
+    info = DataInfo(data.input_shape, data.num_classes, data.vocab_size, data.input_dtype)
+    spec = dataclasses.replace(spec, model=dataclasses.replace(spec.model, data=info))
     seed_everything(spec.seed)
     return spec, data

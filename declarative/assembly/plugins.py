@@ -8,6 +8,7 @@ from declarative.spec.config import Spec
 from declarative.training.accelerators import Accelerator, select_accelerator
 from declarative.training.environments import ClusterEnvironment, detect_environment
 from declarative.training.errors import MisconfigurationError
+from declarative.training.memory_format import with_memory_format
 from declarative.training.precision import FSDPPrecision, PrecisionPlugin, select_precision
 from declarative.training.strategies import STRATEGIES, Strategy, auto_strategy_name
 
@@ -100,7 +101,7 @@ def select_plugins(spec: Spec, environment: ClusterEnvironment | None = None) ->
         raise spec.error(exc.where, exc.message) from None
     if isinstance(precision, FSDPPrecision):
         strategy.mixed_precision = precision.policy
-    return Plugins(plan.accelerator, strategy, precision)
+    return Plugins(plan.accelerator, strategy, with_memory_format(precision, spec.trainer.channels_last))
 
 
 def _strategy_component(spec: Spec, name: str):

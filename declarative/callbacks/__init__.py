@@ -11,17 +11,29 @@ from __future__ import annotations
 
 from declarative.callbacks.base import Callback, require_metric
 from declarative.callbacks.early_stopping import EarlyStopping
+from declarative.callbacks.finetuning import BackboneFinetuning
 from declarative.callbacks.lr_monitor import LearningRateMonitor
 from declarative.callbacks.model_checkpoint import ModelCheckpoint
 from declarative.callbacks.on_exception import OnExceptionCheckpoint
+from declarative.callbacks.weight_averaging import EMAWeightAveraging, StochasticWeightAveraging, WeightAveraging
 from declarative.registry import Registry
 
-__all__ = ["CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "OnExceptionCheckpoint",
-           "require_metric"]
+__all__ = ["BackboneFinetuning", "CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric",
+           "EMAWeightAveraging", "OnExceptionCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
 CALLBACKS.add_class(ModelCheckpoint, constraints={"save_top_k": {"minimum": -1}, "every_n_epochs": {"minimum": 0},
                                                   "every_n_train_steps": {"minimum": 0}})
 CALLBACKS.add_class(EarlyStopping, constraints={"patience": {"minimum": 0}, "min_delta": {"minimum": 0}})
 CALLBACKS.add_class(LearningRateMonitor)
+CALLBACKS.add_class(BackboneFinetuning, constraints={"unfreeze_backbone_at_epoch": {"minimum": 0},
+                                                   "backbone_initial_ratio_lr": {"minimum": 0},
+                                                   "backbone_initial_lr": {"minimum": 0}, "lr_multiplier": {"minimum": 0}})
+CALLBACKS.add_class(WeightAveraging)
+CALLBACKS.add_class(EMAWeightAveraging, constraints={"decay": {"minimum": 0, "maximum": 1},
+                                                   "update_every_n_steps": {"minimum": 1},
+                                                   "update_starting_at_step": {"minimum": 0},
+                                                   "update_starting_at_epoch": {"minimum": 0}})
+CALLBACKS.add_class(StochasticWeightAveraging, constraints={"swa_lrs": {"minimum": 0}, "swa_epoch_start": {"minimum": 0},
+                                                          "annealing_epochs": {"minimum": 1}})
 CALLBACKS.add_class(OnExceptionCheckpoint)

@@ -35,6 +35,7 @@ class TrainerView(Protocol):
     loggers: list[Any]
     optimizers: list[Any]
     lr_scheduler: Any  # LRSchedulerConfig or None: .scheduler, .interval, .frequency, .monitor
+    train_dataloader: Any  # during fit: the training batches (StochasticWeightAveraging's BatchNorm pass)
     settings: Any  # TrainerSettings
 
     @property
@@ -120,6 +121,9 @@ class Callback:
 
     def on_exception(self, trainer: TrainerView, model: Any, exception: BaseException) -> None:
         """Called when fit or test raises (a KeyboardInterrupt included)."""
+
+    def on_save_checkpoint(self, trainer: Any, model: Any, checkpoint: dict) -> None:
+        """Called before a checkpoint is written, with its contents: a callback may change what is saved."""
 
     def state_dict(self) -> dict:
         """What a checkpoint keeps of this callback (plain values only)."""

@@ -11,7 +11,9 @@ training split, and chooses how batches reach the model (declarative/data/loadin
   each batch.
 
 Either way a training batch is `transforms(train_transforms(x))` and an eval batch
-`transforms(x)`, with random transforms drawn per sample.
+`transforms(eval_transforms(x))`, with random transforms drawn per sample. With `targets: inputs`
+a sample's target is the sample itself as `transforms` make it, without their random ones (a
+denoising autoencoder's noise). Val and test batches hold `eval_batch_size` samples.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from declarative.data.loading import LoaderBatches, describe_size, loader_settin
 from declarative.data.sources import SOURCES, Source, SourceError, TensorSplit
 from declarative.data.splits import SplitTensors, estimated_nbytes, resolve_splits, split_targets
 from declarative.data.stats import build_with_stats
-from declarative.data.transforms import TRANSFORMS, probe_transforms
-from declarative.data import images, synthetic, tabular, torchvision_sources, vision  # noqa: F401  (each registers its sources in SOURCES)
+from declarative.data.transforms import TRANSFORMS, build_transforms, probe_transforms
+from declarative.data import images, synthetic, tabular, text_folder, torchvision_sources, vision, windows  # noqa: F401  (each registers its sources in SOURCES)
 
 __all__ = ["DataModule", "build_data", "check_model_input", "Batches", "LoaderBatches", "Source", "SourceError",
            "TensorSplit", "SOURCES", "TRANSFORMS"]
@@ -53,6 +55,8 @@ class DataModule:
     min_target: int | None = None  # the smallest integer target; None for float targets
     target_shape: tuple[int, ...] = ()  # one sample's target, without the batch dim (the task is inferred from it)
     target_dtype: torch.dtype = torch.int64
+    input_dtype: torch.dtype = torch.float32  # one sample's dtype after the transforms (int64: token ids)
+    vocab_size: int | None = None  # tokens in a text input's vocabulary, for ${data.vocab_size}
     description: str = ""  # how the data is loaded, one line for the console, e.g. "data: in memory on cpu (47 MB)"
 
 
@@ -150,33 +154,85 @@ def _splits_for(spec, device: torch.device) -> tuple[str, SplitTensors, str]:
     return "memory", resolve_splits(spec), ""
 
 
-def _pipelines(spec, splits: SplitTensors, device: torch.device) -> tuple[list, list, tuple[int, ...]]:
+def _pipelines(spec, splits: SplitTensors, device: torch.device) -> tuple[list, list, torch.Tensor]:
     """The eval and train transform pipelines (with `auto` statistics computed from the training split), and
-    the shape of one transformed sample; val/test samples of another shape are a located error."""
+    a transformed training probe batch; val/test samples of another shape are a located error."""
     data = spec.data
 
     def train_inputs() -> Iterator[torch.Tensor]:
         return _input_chunks(splits.train, device, spec)
 
-    eval_transforms = build_with_stats(spec, data.transforms, train_inputs)
-    train_transforms = build_with_stats(spec, data.train_transforms, train_inputs) + eval_transforms
+    common = build_with_stats(spec, data.transforms, train_inputs)
+    eval_transforms = build_with_stats(spec, data.eval_transforms, train_inputs) + common
+    train_transforms = build_with_stats(spec, data.train_transforms, train_inputs) + common
 
-    probe = _head(splits.train, _PROBE_SAMPLES)
-    input_shape = tuple(probe_transforms(spec, data.train_transforms + data.transforms, train_transforms,
-                                         probe).shape[1:])
+    probe = probe_transforms(spec, data.train_transforms + data.transforms, train_transforms,
+                             _head(splits.train, _PROBE_SAMPLES))
+    eval_components = data.eval_transforms + data.transforms
     for role, split, path in (("val", splits.val, splits.val_path), ("test", splits.test, splits.test_path)):
         if split is None:
             continue
-        shape = tuple(probe_transforms(spec, data.transforms, eval_transforms, _head(split, _PROBE_SAMPLES)).shape[1:])
-        if shape != input_shape:
-            if data.train_transforms and shape == tuple(probe_transforms(spec, data.transforms, eval_transforms,
-                                                                         probe).shape[1:]):
-                raise spec.error(("data", "train_transforms"), f"train_transforms change the sample shape from "
-                                 f"{list(shape)} to {list(input_shape)}, but {role} batches do not get them — "
-                                 f"keep the shape (e.g. RandomCrop with padding), or resize in transforms")
-            raise spec.error(path, f"the {role} data gives samples of shape {list(shape)} but the training "
-                                   f"data gives {list(input_shape)}; they must match")
-    return eval_transforms, train_transforms, input_shape
+        shape = tuple(probe_transforms(spec, eval_components, eval_transforms, _head(split, _PROBE_SAMPLES)).shape[1:])
+        check_eval_shape(spec, role, path, shape, tuple(probe.shape[1:]),
+                         lambda: tuple(probe_transforms(spec, eval_components, eval_transforms,
+                                                        _head(splits.train, _PROBE_SAMPLES)).shape[1:]))
+    return eval_transforms, train_transforms, probe
+
+
+def check_eval_shape(spec, role: str, path: tuple, shape: tuple, train_shape: tuple, eval_of_train) -> None:
+    """Val/test samples must have the training samples' shape; `eval_of_train()` is a training sample's
+    shape through the eval pipeline, which tells the per-split transforms apart from the data."""
+    if shape == train_shape:
+        return
+    data = spec.data
+    if data.eval_transforms and shape == eval_of_train():
+        raise spec.error(("data", "eval_transforms"), f"training samples come out of train_transforms with shape "
+                         f"{list(train_shape)}, but {role} samples out of eval_transforms with {list(shape)} — give "
+                         f"both the same output shape (e.g. RandomResizedCrop 224 for training, Resize 256 + "
+                         f"CenterCrop 224 for evaluation), or resize in transforms")
+    if data.train_transforms and shape == eval_of_train():
+        raise spec.error(("data", "train_transforms"), f"train_transforms change the sample shape from "
+                         f"{list(shape)} to {list(train_shape)}, but {role} batches do not get them — keep the shape "
+                         f"(e.g. RandomCrop with padding), or resize in transforms")
+    raise spec.error(path, f"the {role} data gives samples of shape {list(shape)} but the training "
+                           f"data gives {list(train_shape)}; they must match")
+
+
+def _one_hot_as_probabilities(splits: SplitTensors) -> None:
+    """One-hot integer targets (N, C), one 1 per row, become float class probabilities, which
+    CrossEntropyLoss takes as they are (as it takes soft labels)."""
+    for role in ("train", "val", "test"):
+        split = getattr(splits, role)
+        targets = split.targets if isinstance(split, TensorSplit) else \
+            split.tensors[1] if isinstance(split, TensorDataset) else None
+        if targets is None or targets.dim() != 2 or targets.is_floating_point() or targets.shape[1] < 2:
+            continue
+        if not bool(((targets == 0) | (targets == 1)).all() and (targets.sum(1) == 1).all()):
+            continue
+        probabilities = targets.float()
+        setattr(splits, role, TensorSplit(split.inputs, probabilities) if isinstance(split, TensorSplit)
+                else TensorDataset(split.tensors[0], probabilities))
+
+
+def _self_targets(spec, splits: SplitTensors) -> None:
+    """`targets: inputs`: each split's targets become its inputs through the deterministic `transforms`."""
+    built = build_transforms(spec, spec.data.transforms)
+    clean = Pipeline([t for t in built if not is_random(t)])
+    for role in ("train", "val", "test"):
+        split = getattr(splits, role)
+        if split is None:
+            continue
+        if not isinstance(split, TensorSplit):
+            raise spec.error(("data", "targets"), "targets: inputs needs the data held in memory; set "
+                                                  "data.loader: memory")
+        targets = _precomputed(TensorSplit(split.inputs, split.inputs[:, :0]), clean, torch.device("cpu")).inputs
+        if not targets.is_floating_point():
+            targets = targets.float()  # reconstruction losses compare floats; integer targets would read as classes
+        setattr(splits, role, TensorSplit(split.inputs, targets))
+
+
+def _batch_size(data, role: str) -> int:
+    return data.batch_size if role == "train" or data.eval_batch_size is None else data.eval_batch_size
 
 
 def build_data(spec, device: torch.device | str = "cpu", *, rank: int = 0, num_replicas: int = 1) -> DataModule:
@@ -192,8 +248,12 @@ def build_data(spec, device: torch.device | str = "cpu", *, rank: int = 0, num_r
     device = torch.device(device)
     data = spec.data
     mode, splits, reason = _splits_for(spec, device)
-
-    eval_transforms, train_transforms, input_shape = _pipelines(spec, splits, device)
+    eval_transforms, train_transforms, probe = _pipelines(spec, splits, device)
+    if data.targets == "inputs":
+        _self_targets(spec, splits)  # after _pipelines: `auto` statistics are numbers by then
+    elif spec.loss is not None and spec.loss.name == "CrossEntropyLoss":
+        _one_hot_as_probabilities(splits)
+    input_shape = tuple(probe.shape[1:])
     if not isinstance(spec.model.input, str) and all(isinstance(d, int) for d in spec.model.input):
         check_model_input(spec, input_shape)  # else it waits for these values: the plan resolves it from them
 
@@ -222,7 +282,7 @@ def build_data(spec, device: torch.device | str = "cpu", *, rank: int = 0, num_r
             head = heads[role]
             split = _precomputed(split, Pipeline(pipelines[role][:head]), device)
             rest = Pipeline(pipelines[role][head:])
-            batches[role] = Batches(split.inputs, split.targets, data.batch_size, transform=rest or None,
+            batches[role] = Batches(split.inputs, split.targets, _batch_size(data, role), transform=rest or None,
                                     shuffle=role == "train", seed=spec.seed, rank=rank, num_replicas=num_replicas)
         description = f"data: in memory on {device} ({describe_size(held)})"
     else:
@@ -231,12 +291,15 @@ def build_data(spec, device: torch.device | str = "cpu", *, rank: int = 0, num_r
                 split = TensorDataset(split.inputs, split.targets)
             settings = loader_settings(spec, device, split)
             pipeline = Pipeline(pipelines[role])
-            batches[role] = LoaderBatches(split, data.batch_size, device=device, settings=settings,
+            batches[role] = LoaderBatches(split, _batch_size(data, role), device=device, settings=settings,
                                           transform=pipeline or None, shuffle=role == "train", seed=spec.seed,
                                           rank=rank, num_replicas=num_replicas)
         description = f"data: DataLoader, {batches['train'].settings.describe()}" + (f" ({reason})" if reason else "")
 
-    return DataModule(train=batches["train"], val=batches["val"], test=batches["test"], input_shape=input_shape,
+    from declarative.data.mixing import with_batch_transforms
+
+    train = with_batch_transforms(spec, batches["train"], num_classes, input_shape)  # MixUp / CutMix: training batches only
+    return DataModule(train=train, val=batches["val"], test=batches["test"], input_shape=input_shape,
                       num_classes=num_classes, max_target=max_target, min_target=min_target,
-                      description=description,
+                      description=description, input_dtype=probe.dtype, vocab_size=splits.vocab_size,
                       target_shape=tuple(targets["train"].shape[1:]), target_dtype=targets["train"].dtype)

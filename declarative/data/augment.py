@@ -5,7 +5,7 @@ A torchvision v2 transform called on a batch draws one set of parameters for the
 transform in one of two ways:
 
 - vectorised, for the common ones (RandomCrop, RandomHorizontalFlip, RandomVerticalFlip,
-  RandomResizedCrop): the parameters of every sample are drawn at once from the pipeline's
+  RandomResizedCrop, GaussianNoise): the parameters of every sample are drawn at once from the pipeline's
   generator and applied with one op, on the device that holds the batch;
 - otherwise sample by sample, calling the v2 transform on each sample and stacking the
   results, under torch's global RNG seeded from the same generator.
@@ -47,11 +47,25 @@ def _per_sample_shape(x: torch.Tensor, n: int) -> list[int]:
     return [n] + [1] * (x.dim() - 1)
 
 
+class _Noise:
+    """GaussianNoise: each sample its own noise, drawn at once for the batch."""
+
+    def __init__(self, transform: v2.GaussianNoise):
+        self.mean, self.sigma, self.clip = transform.mean, transform.sigma, transform.clip
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = _plain(x)
+        noisy = x + self.mean + self.sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return noisy.clamp(0, 1) if self.clip else noisy
+
+
 class _Deterministic:
     def __init__(self, transform: torch.nn.Module):
         self.transform = transform
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if x.dim() == 2 and type(self.transform) is v2.Normalize:  # a table (N, F): one channel per feature
+            return _plain(self.transform(x[:, :, None, None]))[:, :, 0, 0]
         return _plain(self.transform(x))
 
 
@@ -242,6 +256,8 @@ def batch_step(transform: torch.nn.Module) -> Step:
         return _Crop(transform)
     if type(transform) is v2.RandomResizedCrop and _ResizedCrop.supports(transform):
         return _ResizedCrop(transform)
+    if type(transform) is v2.GaussianNoise:
+        return _Noise(transform)
     return _PerSample(transform)
 
 

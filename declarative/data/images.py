@@ -2,9 +2,10 @@
 
 Images are decoded with PIL into uint8 (C, H, W) tensors (RGB, as torchvision's default loader
 gives them). Held in memory they become one (N, C, H, W) tensor, so they must share one size:
-when the spec's transforms begin with a ``Resize`` or ``CenterCrop`` (after an optional
-``ToImage``), that prefix runs on each image as it is read; the same transforms then run again on
-each batch, where they change nothing. Without one, images of mixed sizes are an error that names
+when every pipeline the images go through (train_transforms then transforms; eval_transforms then
+transforms) begins with the same ``Resize`` or ``CenterCrop`` (after an optional ``ToImage``), that
+prefix runs on each image as it is read; the same transforms then run again on each batch, where
+they change nothing. Augmentation thus sees the images as its own pipeline makes them. Without one, images of mixed sizes are an error that names
 two files and their sizes.
 """
 
@@ -31,16 +32,35 @@ SIZE_TRANSFORMS = ("Resize", "CenterCrop")
 _PREFIX_TRANSFORMS = ("ToImage", *SIZE_TRANSFORMS)
 
 
-def leading_resize(spec) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """The spec's leading ToImage/Resize/CenterCrop transforms, to run on each image as it is read;
-    None when the transforms do not begin with a Resize or CenterCrop."""
+def _prefix(components: list) -> list:
+    """The leading ToImage/Resize/CenterCrop components of a pipeline, up to its last Resize or CenterCrop."""
     prefix = []
-    for component in spec.data.transforms:
+    for component in components:
         if component.name not in _PREFIX_TRANSFORMS:
             break
         prefix.append(component)
     while prefix and prefix[-1].name not in SIZE_TRANSFORMS:
         prefix.pop()
+    return prefix
+
+
+def leading_resize(spec, roles: tuple[str, ...] = ("train", "eval")) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The ToImage/Resize/CenterCrop transforms that every pipeline the source feeds begins with, to run on
+    each image as it is read; None when they do not all begin with the same Resize or CenterCrop.
+
+    Args:
+        roles: The pipelines the source's images go through: ``train`` (train_transforms, then
+            transforms) and ``eval`` (eval_transforms, then transforms).
+    """
+    data = spec.data
+    pipelines = {"train": data.train_transforms + data.transforms, "eval": data.eval_transforms + data.transforms}
+    prefixes = [_prefix(pipelines[role]) for role in roles]
+    prefix = prefixes[0]
+    for other in prefixes[1:]:  # the part they share, item by item
+        shared = 0
+        while shared < min(len(prefix), len(other)) and prefix[shared].to_yaml() == other[shared].to_yaml():
+            shared += 1
+        prefix = _prefix(prefix[:shared])
     if not prefix:
         return None
     compose = v2.Compose([TRANSFORMS.build_component(c, spec) for c in prefix])
@@ -110,8 +130,8 @@ def stack_samples(dataset: Dataset, name: Callable[[int], str], what: str, threa
             raise SourceError(
                 f"{what} images differ in size: {name(0)} is {_size_text(first)} but {name(index)} is "
                 f"{_size_text(image.shape)} (C×H×W); held in memory they must share one size — start "
-                f"data.transforms with a Resize or CenterCrop, e.g. `- Resize: {{size: [{first[-2]}, "
-                f"{first[-1]}]}}`", "root")
+                f"data.transforms with a Resize or CenterCrop (and train_transforms and eval_transforms alike, "
+                f"when given), e.g. `- Resize: {{size: [{first[-2]}, {first[-1]}]}}`", "root")
     inputs = torch.stack([image for image, _ in pairs])
     targets = torch.stack([target for _, target in pairs])
     return TensorSplit(inputs, targets)

@@ -17,7 +17,7 @@ import torch
 
 from declarative.errors import SpecError
 
-__all__ = ["DataInfo", "DataUnreadable", "RawSample", "data_info", "raw_sample", "transformed_shape"]
+__all__ = ["DataInfo", "DataUnreadable", "RawSample", "data_info", "raw_sample", "transformed_sample", "transformed_shape"]
 
 # Stand-in statistics for `auto`: any finite mean and non-zero std give the same output shape.
 _STAND_IN = {"mean": [0.0], "std": [1.0]}
@@ -27,6 +27,8 @@ _STAND_IN = {"mean": [0.0], "std": [1.0]}
 class DataInfo:
     input_shape: tuple[int, ...]  # one training sample after the transforms, without the batch dim
     num_classes: int | None  # max target + 1; labels L of multi-label 0/1 targets (N, L); None for float targets
+    vocab_size: int | None = None  # tokens in a text input's vocabulary; None without text
+    input_dtype: torch.dtype = torch.float32  # one sample's dtype after the transforms (int64: token ids)
 
 
 class DataUnreadable(SpecError):
@@ -41,6 +43,7 @@ class RawSample:
     shape: tuple[int, ...]
     dtype: torch.dtype
     num_classes: int | None
+    vocab_size: int | None = None
 
 
 def _offline(component):
@@ -71,7 +74,7 @@ def raw_sample(spec, *, read: bool = True) -> RawSample | None:
 
     loader = OfflineLoader(spec)
     named, _ = _plan(loader, spec)
-    sample, counts = None, []
+    sample, counts, vocab_size = None, [], None
     for role, (component, split) in named.items():
         source = loader.source(component)
         try:
@@ -86,6 +89,8 @@ def raw_sample(spec, *, read: bool = True) -> RawSample | None:
             if described is None and type(source).dataset is Source.dataset:  # one load gives both
                 loaded = source.load(split)
                 targets, first = loaded.targets, loaded.inputs[:1]
+                if role == "train":
+                    vocab_size = getattr(source, "vocab_size", None)
             else:
                 try:
                     targets = source.targets(split)
@@ -105,15 +110,17 @@ def raw_sample(spec, *, read: bool = True) -> RawSample | None:
             sample = (described.shape, described.dtype) if described is not None else \
                 (tuple(first.shape[1:]), first.dtype)
     classes = None if any(c is None for c in counts) else max(counts)
-    return RawSample(tuple(sample[0]), sample[1], classes)
+    if spec.data.targets == "inputs":
+        classes = None  # each sample is its own (float) target
+    return RawSample(tuple(sample[0]), sample[1], classes, vocab_size)
 
 
-def transformed_shape(spec, raw: RawSample) -> tuple[int, ...]:
-    """One training sample's shape after `data.train_transforms` and `data.transforms`, from a probe
-    on zeros; a transform that fails on them is a located error."""
-    components = spec.data.train_transforms + spec.data.transforms
+def _probe(spec, components: list, raw: RawSample) -> torch.Tensor:
+    """A batch of zeros of the raw sample's shape and dtype through `components`; a transform that fails on
+    them is a located error."""
+    probe = torch.zeros((2, *raw.shape), dtype=raw.dtype)
     if not components:
-        return raw.shape
+        return probe
     from declarative.data.transforms import AUTO, TRANSFORMS, _AUTO_ARGUMENTS, probe_transforms
 
     built = []
@@ -123,8 +130,26 @@ def transformed_shape(spec, raw: RawSample) -> tuple[int, ...]:
         if auto:  # the spec keeps `auto`: the run computes the real statistics
             component = dataclasses.replace(component, kwargs={**component.kwargs, **auto})
         built.append(TRANSFORMS.build_component(component, spec))
-    probe = torch.zeros((2, *raw.shape), dtype=raw.dtype)
-    return tuple(probe_transforms(spec, components, built, probe).shape[1:])
+    return probe_transforms(spec, components, built, probe)
+
+
+def transformed_sample(spec, raw: RawSample) -> torch.Tensor:
+    """A training probe batch after `data.train_transforms` and `data.transforms`; the eval pipeline
+    (`data.eval_transforms` and `data.transforms`) must give samples of the same shape, as a run checks."""
+    from declarative.data import check_eval_shape
+
+    data = spec.data
+    train = _probe(spec, data.train_transforms + data.transforms, raw)
+    if data.eval_transforms and (data.val is not None or data.test is not None):
+        role, path = ("val", data.val.path) if data.val is not None else ("test", data.test.path)
+        shape = tuple(_probe(spec, data.eval_transforms + data.transforms, raw).shape[1:])
+        check_eval_shape(spec, role, path, shape, tuple(train.shape[1:]), lambda: shape)
+    return train
+
+
+def transformed_shape(spec, raw: RawSample) -> tuple[int, ...]:
+    """One training sample's shape after `data.train_transforms` and `data.transforms`."""
+    return tuple(transformed_sample(spec, raw).shape[1:])
 
 
 def data_info(spec, *, read: bool = True) -> DataInfo | None:
@@ -134,4 +159,32 @@ def data_info(spec, *, read: bool = True) -> DataInfo | None:
     raw = raw_sample(spec, read=read)
     if raw is None:
         return None
-    return DataInfo(input_shape=transformed_shape(spec, raw), num_classes=raw.num_classes)
+    sample = transformed_sample(spec, raw)
+    return DataInfo(input_shape=tuple(sample.shape[1:]), num_classes=raw.num_classes, vocab_size=raw.vocab_size,
+                    input_dtype=sample.dtype)
+
+
+def fitted_source_problems(spec) -> list:
+    """What a run would reject in a source fitted on its data (a CSV's columns, a text folder), read here
+    when its files are: a missing value nobody said how to fill, a free-text column, a text column beside
+    others. Absent files are the run's to report (validate runs where the data may not be)."""
+    from pathlib import Path
+
+    from declarative.data.fitted import FittedSource
+    from declarative.data.sources import SourceError
+    from declarative.data.splits import open_source
+    from declarative.spec.config import PATH_ARGUMENTS
+
+    component = spec.data.source
+    where = next((component.kwargs[a] for a in PATH_ARGUMENTS if isinstance(component.kwargs.get(a), str)), None)
+    if where is None or not Path(where).exists():
+        return []
+    try:
+        source = open_source(spec, _offline(component))
+        if isinstance(source, FittedSource):
+            source.load(source.split_names[0])
+    except SourceError as exc:
+        return exc.at(spec, component).problems
+    except SpecError as exc:
+        return exc.problems
+    return []

@@ -8,6 +8,12 @@
   rounding), so an imbalanced data set keeps its proportions in every split.
 - A split is held either whole in memory (`TensorSplit`) or as a `torch.utils.data.Dataset`
   (`as_datasets=True`, for the DataLoader path); carving picks the same samples either way.
+- `order: last` takes a fraction's samples from the end of the training split, in order (a
+  chronological split: the latest samples validate or test); test's come last, then val's.
+- A source fitted on the training split (a CSV with preprocessing, text) hands out raw rows;
+  they are carved, the source is fitted on the training rows alone, and every split is encoded
+  by that fit (declarative/data/fitted.py). A val or test split from a source of its own is
+  encoded by the training source's fit.
 - `split: name` is a split the source has; `source: {...}` is a source of its own.
 - Without `data.test`, a source's own `test` split is the test split; without `data.val`,
   there is no validation.
@@ -21,6 +27,7 @@ from typing import Union
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from declarative.data.fitted import FittedSource, Rows
 from declarative.data.images import leading_resize
 from declarative.data.sources import SOURCES, Source, SourceError, TensorSplit
 from declarative.errors import did_you_mean
@@ -42,6 +49,7 @@ class SplitTensors:
     # Where each split was named in the spec, for errors found later (a shape that differs).
     val_path: tuple = ()
     test_path: tuple = ()
+    vocab_size: int | None = None  # tokens in a text input's vocabulary, for ${data.vocab_size}
 
 
 def open_source(spec, component: Component, registry: Registry = SOURCES) -> Source:
@@ -65,7 +73,8 @@ class _Loader:
         if component.path not in self._sources:
             source = open_source(self.spec, component)
             if hasattr(source, "resize"):  # images read one by one: a leading Resize makes them one size
-                source.resize = leading_resize(self.spec)
+                roles = ("train", "eval") if component.path == self.spec.data.source.path else ("eval",)
+                source.resize = leading_resize(self.spec, roles)
             self._sources[component.path] = source
         return self._sources[component.path]
 
@@ -84,7 +93,15 @@ class _Loader:
         if key not in self._splits:
             try:
                 source = self.source(component)
-                if self.as_datasets:
+                if isinstance(source, FittedSource):  # raw rows: encoded once the training rows are fitted
+                    train = self.source(self.spec.data.source)
+                    if source is not train and type(source) is type(train):
+                        source.share_fit(train)  # one set of settings: the same classes, types and fit
+                    rows = source.rows(split)
+                    if len(rows) == 0:
+                        raise SourceError(f"{component.name} ({split} split) has no samples")
+                    self._splits[key] = rows
+                elif self.as_datasets:
                     self._splits[key] = self._checked_dataset(component, source.dataset(split), split)
                 else:
                     self._splits[key] = self._checked(component, source.load(split), split)
@@ -182,7 +199,7 @@ def split_targets(data: SplitData) -> torch.Tensor:
 
 
 def _subset(data: SplitData, index: torch.Tensor) -> SplitData:
-    return data.subset(index) if isinstance(data, TensorSplit) else Subset(data, index.tolist())
+    return data.subset(index) if isinstance(data, (TensorSplit, Rows)) else Subset(data, index.tolist())
 
 
 def _stratified_quotas(class_counts: torch.Tensor, available: torch.Tensor, count: int) -> torch.Tensor:
@@ -208,7 +225,10 @@ def _carve(spec, data: SplitData, carved: list[tuple[str, Split]]) -> dict[str, 
     indices: dict[str, torch.Tensor] = {}
     targets = None
     for (role, split), count in zip(carved, counts):
-        if not split.stratify:
+        if split.order == "last":  # the latest samples, in their order
+            ordered = remaining.sort().values
+            taken, remaining = ordered[len(ordered) - count:], ordered[:len(ordered) - count]
+        elif not split.stratify:
             taken, remaining = remaining[:count], remaining[count:]
         else:
             if targets is None:
@@ -274,4 +294,23 @@ def resolve_splits(spec, *, as_datasets: bool = False) -> SplitTensors:
         train = out.train
         for role, index in _carve(spec, train, carved).items():
             setattr(out, role, _subset(train, index))
+    if isinstance(out.train, Rows):
+        _fit_and_encode(spec, loader, out, as_datasets)
     return out
+
+
+def _fit_and_encode(spec, loader: _Loader, out: SplitTensors, as_datasets: bool) -> None:
+    """Fit the training source on the training rows, record the fit in its spec component, encode every split."""
+    component = spec.data.source
+    source = loader.source(component)
+    try:
+        source.fit(out.train)
+        for role in ("train", "val", "test"):
+            rows = getattr(out, role)
+            if isinstance(rows, Rows):
+                encoded = loader._checked(component, source.encode(rows), role)
+                setattr(out, role, TensorDataset(encoded.inputs, encoded.targets) if as_datasets else encoded)
+    except SourceError as exc:
+        raise exc.at(spec, component) from None
+    component.kwargs = source.fitted_kwargs()
+    out.vocab_size = source.vocab_size

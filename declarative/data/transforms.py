@@ -26,7 +26,8 @@ _EXCLUDED = {
     "Transform": "the base class",
     "Compose": "dtrain composes data.transforms itself",
     "RandomApply": "takes other transforms (Python objects)",
-    "RandomChoice": "takes other transforms (Python objects)",
+    "RandomChoice": "takes other transforms (Python objects); a RandomChoice of MixUp and CutMix goes under "
+                    "data.batch_transforms",
     "RandomOrder": "takes other transforms (Python objects)",
     "Lambda": "takes a Python callable",
     "PILToTensor": "PIL images only",
@@ -34,8 +35,8 @@ _EXCLUDED = {
     "ToTensor": "PIL images and numpy arrays only (deprecated)",
     "FiveCrop": "returns a tuple of crops, not a batch",
     "TenCrop": "returns a tuple of crops, not a batch",
-    "CutMix": "mixes the targets too; needs the labels of the batch",
-    "MixUp": "mixes the targets too; needs the labels of the batch",
+    "CutMix": "it mixes the targets too: list it under data.batch_transforms",
+    "MixUp": "it mixes the targets too: list it under data.batch_transforms",
     "UniformTemporalSubsample": "videos only",
     "RandomIoUCrop": "needs bounding boxes",
     "ClampBoundingBoxes": "bounding boxes only",
@@ -109,7 +110,10 @@ def _params(cls: type) -> dict[str, Param] | None:
 def _register_all() -> None:
     for name in sorted(dir(v2)):
         cls = getattr(v2, name)
-        if not (isinstance(cls, type) and issubclass(cls, v2.Transform)) or name in _EXCLUDED:
+        if name in _EXCLUDED:  # a spec that names one is told why
+            TRANSFORMS.exclude(name, _EXCLUDED[name])
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, v2.Transform)):
             continue
         try:
             params = _params(cls)

@@ -17,9 +17,9 @@ import torch.nn as nn
 
 from declarative.errors import Problem, SpecError, did_you_mean
 from declarative.model.functional import MULTI_INPUT
-from declarative.model.graph import Parallel, Residual, Sequence, SpecModel, Wiring
+from declarative.model.graph import Parallel, Residual, LayerList, SpecModel, Wiring
 from declarative.model.layers import INFERRED_FROM, LAYERS
-from declarative.model.syntax import CONSTRUCTS, reference_name
+from declarative.model.syntax import CONSTRUCTS, DATA_VALUES, reference_name
 from declarative.spec.config import Component, Spec
 
 TRACE_BATCH = 2  # a batch of one would trip layers that need more than one value per channel
@@ -47,7 +47,7 @@ class PlannedNode:
 class ModelPlan:
     input_shape: tuple[int, ...]
     nodes: list[PlannedNode]
-    make: Callable[[], Sequence] | None = field(default=None, repr=False)
+    make: Callable[[], LayerList] | None = field(default=None, repr=False)
 
     @property
     def parameters(self) -> int:
@@ -120,10 +120,13 @@ class _Planner:
                 if found is None and name == "data.num_classes":
                     raise self.spec.error(path, "${data.num_classes} has no value: the data's targets are not "
                                                 "class indices (floats?), so it has no number of classes")
+                if found is None and name == "data.vocab_size":
+                    raise self.spec.error(path, "${data.vocab_size} has no value: the data has no text column "
+                                                "(a CSV column with `type: text`, or TextFolder)")
                 return list(found) if isinstance(found, (list, tuple)) else found
             if name.startswith("data.") and name not in scope and not self.data_values:
                 raise self.spec.error(path, f"${{{name}}} is not a data value; there are "
-                                            + ", ".join(f"${{{n}}}" for n in ("data.num_classes", "data.input_shape")))
+                                            + ", ".join(f"${{{n}}}" for n in DATA_VALUES))
             known = [f"${{{n}}}" for n in scope]
             hint = did_you_mean(f"${{{name}}}", known)
             known = ", ".join(known) or "none here"
@@ -142,7 +145,7 @@ class _Planner:
 
     # -- layer lists -----------------------------------------------------------------------------
     def sequence(self, items: list[Component], x: torch.Tensor, scope: dict, prefix: str
-                 ) -> tuple[list[PlannedNode], Callable[[], Sequence], torch.Tensor]:
+                 ) -> tuple[list[PlannedNode], Callable[[], LayerList], torch.Tensor]:
         spec = self.spec
         defined = {c.wiring["name"]: i for i, c in enumerate(items) if isinstance(c.wiring.get("name"), str)}
         kept: dict[str, torch.Tensor] = {}
@@ -186,6 +189,9 @@ class _Planner:
                                  f"{label} returns a {type(y).__name__}" + (f" of {len(y)} ({kinds})" if kinds else "")
                                  + ", not a tensor; keep one element with `output: 0` beside it")
             node.output_shape = tuple(y.shape[1:])
+            if component.wiring.get("trainable") is False:
+                for _, frozen in node.walk():
+                    frozen.trainable = 0
             name = component.wiring.get("name")
             if name is not None:
                 if name in kept:
@@ -196,7 +202,7 @@ class _Planner:
             makers.append(node.make)
             wiring.append(Wiring(None if names is None else tuple(names), picks, name))
             x = y
-        return nodes, lambda: Sequence([make() for make in makers], wiring), x
+        return nodes, lambda: LayerList([make() for make in makers], wiring), x
 
     def _items(self, raw: Any, path: tuple) -> list[Component]:
         return [Component.parse_layer(item, path + (i,)) for i, item in enumerate(raw or [])]
@@ -339,7 +345,7 @@ class _Planner:
                 nodes, make, x = self.sequence(items, x, scope, f"{dotted}.{r}.")
             children += nodes
             makers.append(make)
-        return self._parent(component, children, dotted, lambda: Sequence([make() for make in makers])), x
+        return self._parent(component, children, dotted, lambda: LayerList([make() for make in makers])), x
 
     def block(self, component: Component, x: torch.Tensor, scope: dict, dotted: str, label: str):
         spec, name = self.spec, component.name
@@ -379,6 +385,22 @@ class _Planner:
                            sum(c.trainable for c in children), dotted, children, make)
 
 
+# Layers that take integer ids (token ids), not features: a model that starts with one is traced with int64.
+_ID_LAYERS = ("Embedding", "EmbeddingBag")
+
+
+def trace_dtype(spec: Spec) -> torch.dtype:
+    """The dtype of the samples the model is traced with: the data's when it was read and holds integer ids,
+    int64 when the first layer takes ids, else float32."""
+    info = spec.model.data
+    dtype = getattr(info, "input_dtype", None)
+    if dtype is not None and not dtype.is_floating_point and dtype != torch.bool and dtype != torch.uint8:
+        return torch.int64
+    if spec.model.layers and spec.model.layers[0].name in _ID_LAYERS:
+        return torch.int64
+    return torch.float32
+
+
 def plan_model(spec: Spec) -> ModelPlan:
     """Trace the model on the meta device; the first item that does not fit is a located SpecError
     (the shapes after it are unknown). `${data.*}` references and `input: auto` take the data's values first
@@ -387,7 +409,7 @@ def plan_model(spec: Spec) -> ModelPlan:
 
     values = data_values(spec)
     input_shape = resolve_input(spec, values)
-    x = torch.empty((TRACE_BATCH, *input_shape), device="meta")
+    x = torch.empty((TRACE_BATCH, *input_shape), device="meta", dtype=trace_dtype(spec))
     planner = _Planner(spec, values)
     nodes, make, _ = planner.sequence(spec.model.layers, x, dict(values), "")
     return ModelPlan(input_shape, nodes, make)
@@ -395,5 +417,20 @@ def plan_model(spec: Spec) -> ModelPlan:
 
 def build_model(spec: Spec, plan: ModelPlan | None = None) -> SpecModel:
     """The real model, initialised by each layer's own reset, on the CPU."""
+    from declarative.model.freezing import freeze
+    from declarative.model.init import apply_item_init, apply_type_init
+
     plan = plan or plan_model(spec)
-    return SpecModel(plan.make())
+    model = SpecModel(plan.make())
+    apply_type_init(model, spec.model.init, spec)
+    for _, node in plan.walk():  # items' own settings, after the per-type initializers
+        settings = node.component.wiring
+        if any(key in settings for key in ("init", "trainable", "train_bn")):
+            module = model.layers.get_submodule(node.name)
+            apply_item_init(module, settings.get("init") or {}, node.component.path + ("init",), spec)
+            if settings.get("trainable") is False:
+                freeze(module, train_bn=settings.get("train_bn", True))
+            elif settings.get("train_bn") is False:
+                raise spec.error(node.component.path + ("train_bn",), "train_bn: false goes with trainable: false "
+                                                                     "(it freezes the statistics of frozen layers)")
+    return model

@@ -33,7 +33,8 @@ def uses_data(spec) -> bool:
 
 
 def data_values(spec) -> dict[str, Any]:
-    """{'data.num_classes': ..., 'data.input_shape': [...]} when the model uses them, else {}."""
+    """{'data.num_classes': ..., 'data.input_shape': [...], 'data.vocab_size': ...} when the model uses them,
+    else {}."""
     if not uses_data(spec):
         return {}
     if spec.model.data is None:
@@ -41,7 +42,8 @@ def data_values(spec) -> dict[str, Any]:
 
         spec.model.data = data_info(spec)
     info = spec.model.data
-    return {"data.num_classes": info.num_classes, "data.input_shape": list(info.input_shape)}
+    return {"data.num_classes": info.num_classes, "data.input_shape": list(info.input_shape),
+            "data.vocab_size": info.vocab_size}
 
 
 def resolve_input(spec, values: dict[str, Any]) -> tuple[int, ...]:

@@ -91,6 +91,13 @@ class Narrow(TorchFunction):
         return torch.narrow(x, self.kwargs["dim"], self.kwargs["start"], self.kwargs["length"])
 
 
+class PaddingMask(TorchFunction):
+    """True where a token id is the padding id: the `src_key_padding_mask` of TransformerEncoderLayer."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return ids == self.kwargs.get("padding_idx", 0)
+
+
 class Add(TorchFunction):
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
         out = tensors[0]
@@ -152,6 +159,8 @@ def _entries() -> list[Entry]:
               "torch.select: one index of a dim, e.g. the last time step or the CLS token."),
         Entry("narrow", Narrow, {"dim": dim, "start": _param("start", _INT), "length": _param("length", _INT)},
               "torch.narrow: a slice start:start+length of a dim."),
+        Entry("padding_mask", PaddingMask, {"padding_idx": _param("padding_idx", _INT, False, 0)},
+              "ids == padding_idx: True at <pad> tokens, (N, L) — a TransformerEncoderLayer's second input."),
         Entry("add", Add, {}, "torch.add of the item's inputs (x + y + ...)."),
         Entry("mul", Mul, {}, "torch.mul of the item's inputs (x * y * ...)."),
         Entry("matmul", Matmul, {}, "torch.matmul of the item's two inputs."),

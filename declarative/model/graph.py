@@ -1,6 +1,6 @@
 """The modules a spec builds: layer lists, residuals, parallel branches.
 
-A layer list is a `Sequence`. When none of its items is wired (`name`, `input`, `output`), it is a
+A layer list is a `LayerList`. When none of its items is wired (`name`, `input`, `output`), it is a
 chain and runs as one: one Python call per layer, nothing else (`benchmarks/model_forward.py`).
 A wired list keeps the named outputs its later items read. State-dict keys follow the spec's nesting:
 `layers.3.layers.0.weight` is the first layer inside the residual at item 3.
@@ -24,7 +24,7 @@ class Wiring:
     name: str | None = None
 
 
-class Sequence(nn.ModuleList):
+class LayerList(nn.ModuleList):
     """A layer list: each item reads the previous item's output unless its wiring says otherwise."""
 
     def __init__(self, layers: list[nn.Module], wiring: list[Wiring] | None = None):
@@ -50,7 +50,7 @@ class Sequence(nn.ModuleList):
 class Residual(nn.Module):
     """`layers(x) + x`, or `layers(x) + shortcut(x)` with a projection shortcut."""
 
-    def __init__(self, layers: Sequence, shortcut: Sequence | None = None):
+    def __init__(self, layers: LayerList, shortcut: LayerList | None = None):
         super().__init__()
         self.layers = layers
         self.shortcut = shortcut
@@ -62,7 +62,7 @@ class Residual(nn.Module):
 class Parallel(nn.Module):
     """Branches that each read the input, combined by `merge` (add, cat, ...)."""
 
-    def __init__(self, branches: list[Sequence], merge: nn.Module):
+    def __init__(self, branches: list[LayerList], merge: nn.Module):
         super().__init__()
         self.branches = nn.ModuleList(branches)
         self.merge = merge
@@ -75,9 +75,9 @@ class SpecModel(nn.Module):
     """The model of a spec. State-dict keys are `layers.<i>.*`, as an nn.Sequential's would be under the
     name `layers`, so weights move between dtrain and hand-written code easily."""
 
-    def __init__(self, layers: list[nn.Module] | Sequence, wiring: list[Wiring] | None = None):
+    def __init__(self, layers: list[nn.Module] | LayerList, wiring: list[Wiring] | None = None):
         super().__init__()
-        self.layers = layers if isinstance(layers, Sequence) else Sequence(layers, wiring)
+        self.layers = layers if isinstance(layers, LayerList) else LayerList(layers, wiring)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layers = self.layers

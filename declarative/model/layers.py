@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 from declarative.registry import Entry, Param, Registry, first_line, signature_params
@@ -64,12 +65,24 @@ def _register_recurrent(cls: type[nn.Module]) -> None:
     LAYERS.add(Entry(cls.__name__, cls, params, first_line(cls.__doc__), frozenset({"input_size"})))
 
 
+class TransformerEncoderLayer(nn.TransformerEncoderLayer):
+    """nn.TransformerEncoderLayer whose second input, when an item's `input:` names one, is the key padding
+    mask (True at <pad> tokens, e.g. from `padding_mask`): padded positions are not attended to."""
+
+    def forward(self, src: torch.Tensor, src_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(src, src_key_padding_mask=src_key_padding_mask)
+
+
 for _name in sorted(dir(nn)):
     _cls = getattr(nn, _name)
     if not _is_layer(_name, _cls):
         continue
     if _cls in (nn.RNN, nn.LSTM, nn.GRU):
         _register_recurrent(_cls)
+        continue
+    if _cls is nn.TransformerEncoderLayer:
+        LAYERS.add_class(TransformerEncoderLayer, skip=PLACEMENT, inferred=INFERRED_FROM, constraints=CONSTRAINTS,
+                         signature_of=nn.TransformerEncoderLayer.__init__, doc=first_line(_cls.__doc__))
         continue
     try:
         LAYERS.add_class(_cls, skip=PLACEMENT, inferred=INFERRED_FROM, constraints=CONSTRAINTS)

@@ -1,7 +1,10 @@
 """torchvision's classification models as layers: `resnet18`, `mobilenet_v3_small`, `vit_b_16`, ...
 
 Each takes `weights` (none by default; a weights enum member such as `ResNet18_Weights.IMAGENET1K_V1`,
-its short form `IMAGENET1K_V1`, or `DEFAULT`) and `num_classes`. Named weights are read from the torch
+its short form `IMAGENET1K_V1`, or `DEFAULT`) and `num_classes`. The classifier is the model's last Linear:
+`head: null` drops it (the model then gives the features it classified: pooled features for a ResNet), and
+`num_classes` beside pretrained weights replaces it by a new Linear of that size, as the fine-tuning
+tutorials do (`model.fc = nn.Linear(model.fc.in_features, 2)`). Named weights are read from the torch
 hub cache (torch.hub.get_dir()/checkpoints) and only from there: dtrain never downloads, so a missing
 file is a located error at validation, not a hang at training time.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from declarative.registry import Entry, Param, first_line
 
@@ -44,13 +48,28 @@ def resolve_weights(model: str, value: str):
                                                             else " (it has none)"))
 
 
+KEEP = "keep"  # the default head: the model's own classifier
+
+
 class TorchvisionModel:
     """Builds one torchvision model; named weights come from the hub cache through a weights-only load."""
 
     def __init__(self, name: str):
         self.name = name
 
-    def __call__(self, weights: str | None = None, num_classes: int | None = None):
+    def __call__(self, weights: str | None = None, num_classes: int | None = None, head: Any = KEEP):
+        import torch.nn as nn
+
+        model = self._model(weights, None if head is None else num_classes)
+        if head is None or (weights is not None and num_classes is not None):
+            parent, name, last = _classifier(model, self.name)
+            if head is None:
+                setattr(parent, name, nn.Identity())
+            elif num_classes != last.out_features:
+                setattr(parent, name, nn.Linear(last.in_features, num_classes, bias=last.bias is not None))
+        return model
+
+    def _model(self, weights: str | None, num_classes: int | None):
         from torchvision import models
 
         from declarative.safe_load import load_weights_only
@@ -61,9 +80,6 @@ class TorchvisionModel:
             return builder(weights=None, **kwargs)
         member = resolve_weights(self.name, weights)
         categories = len(member.meta.get("categories") or [])
-        if num_classes is not None and categories and num_classes != categories:
-            raise ValueError(f"{weights} has {categories} classes, not num_classes={num_classes}; "
-                             "leave num_classes out, or replace the head after it")
         path = weights_file(member)
         if not os.path.isfile(path):
             raise FileNotFoundError(path)
@@ -75,6 +91,18 @@ class TorchvisionModel:
         return model
 
 
+def _classifier(model, name: str):
+    """The module that holds the model's last Linear, the attribute name, and the Linear itself."""
+    import torch.nn as nn
+
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{name} has no Linear classifier to drop or replace")
+    parent, _, attribute = linears[-1].rpartition(".")
+    holder = model.get_submodule(parent) if parent else model
+    return holder, attribute, getattr(holder, attribute)
+
+
 def entries() -> list[Entry]:
     from torchvision import models
 
@@ -82,11 +110,16 @@ def entries() -> list[Entry]:
     for name in models.list_models(module=models):
         builder = models.get_model_builder(name)
         enum = _weights_enum(name)
-        options = [f"{enum.__name__}.{m.name}" for m in enum] + ["DEFAULT"] if enum else []
+        options = ([f"{enum.__name__}.{m.name}" for m in enum] + [m.name for m in enum] + ["DEFAULT"]
+                   if enum else [])
         params = {
             "weights": Param("weights", {"anyOf": [{"type": "null"}, {"enum": options}], "default": None,
                                          "description": "Pretrained weights, read from the torch hub cache."}, False),
-            "num_classes": Param("num_classes", {"type": "integer", "minimum": 1, "default": 1000}, False),
+            "num_classes": Param("num_classes", {"type": "integer", "minimum": 1, "default": 1000,
+                                                 "description": "Classes of the head; beside weights: a new "
+                                                                "Linear head of this size."}, False),
+            "head": Param("head", {"type": "null", "description": "null: drop the classifier (the last Linear), "
+                                                                  "giving the features it classified."}, False),
         }
         summary = re.sub(r"\s*<[^>]*>`_*", "", first_line(builder.__doc__)).replace("`", "")
         doc = f"torchvision.models.{name}: {summary}"

@@ -22,6 +22,9 @@ from typing import Any, Iterator
 
 # Keys of a layer item that wire it into the graph rather than name a layer.
 WIRING = ("name", "input", "output")
+# Keys of a layer item that set up its parameters (declarative.model.freezing, declarative.model.init).
+SETTINGS = ("trainable", "train_bn", "init")
+ITEM_KEYS = WIRING + SETTINGS
 
 # Constructs that hold layer lists of their own, and where those lists are in their arguments.
 CONSTRUCTS = {"residual": ("layers", "shortcut"), "parallel": ("branches",), "repeat": ("layers",)}
@@ -32,7 +35,7 @@ REFERENCE_PATTERN = r"^\$\{\s*[A-Za-z_][A-Za-z0-9_.]*\s*\}$"
 _REFERENCE = re.compile(r"^\$\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}$")
 
 # Values a spec can take from its data.
-DATA_VALUES = ("data.num_classes", "data.input_shape")
+DATA_VALUES = ("data.num_classes", "data.input_shape", "data.vocab_size")
 
 
 def reference_name(value: Any) -> str | None:
@@ -51,8 +54,8 @@ def split_item(item: Any) -> tuple[str | None, Any, dict]:
         return item, None, {}
     if not isinstance(item, dict):
         return None, None, {}
-    wiring = {k: v for k, v in item.items() if k in WIRING}
-    names = [k for k in item if k not in WIRING]
+    wiring = {k: v for k, v in item.items() if k in ITEM_KEYS}
+    names = [k for k in item if k not in ITEM_KEYS]
     if len(names) != 1:
         return None, None, wiring
     return names[0], item[names[0]], wiring
@@ -97,7 +100,7 @@ def item_problems(doc) -> list:
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 continue
-            names = [k for k in item if k not in WIRING]
+            names = [k for k in item if k not in ITEM_KEYS]
             if not names:
                 problems.append(doc.problem(path + (i,), "this item names no layer, only "
                                             + ", ".join(item) + " — e.g. `- Linear: {out_features: 10}` with "

@@ -31,7 +31,8 @@ class Component:
     name: str
     kwargs: dict[str, Any]
     path: PathKey
-    wiring: dict[str, Any] = field(default_factory=dict)  # a layer item's name / input / output keys
+    # keys written beside the name: a layer item's name / input / output, an optimizer's param_groups
+    wiring: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, item: str | dict, path: PathKey) -> "Component":
@@ -62,10 +63,16 @@ class Split:
     source: Component | None = None
     path: PathKey = ()
     stratify: bool = False  # with a fraction: each class keeps its share of the samples
+    order: Literal["random", "last"] = "random"  # with a fraction: a seeded draw, or the last samples in order
 
     def to_yaml(self) -> dict:
         if self.fraction is not None:
-            return {"fraction": self.fraction, "stratify": True} if self.stratify else {"fraction": self.fraction}
+            out: dict[str, Any] = {"fraction": self.fraction}
+            if self.stratify:
+                out["stratify"] = True
+            if self.order != "random":
+                out["order"] = self.order
+            return out
         if self.split is not None:
             return {"split": self.split}
         return {"source": self.source.to_yaml()}
@@ -78,7 +85,11 @@ class DataConfig:
     test: Split | None = None
     transforms: list[Component] = field(default_factory=list)
     train_transforms: list[Component] = field(default_factory=list)  # augmentation, before `transforms`
+    batch_transforms: list[Component] = field(default_factory=list)  # MixUp / CutMix of training batches
+    eval_transforms: list[Component] = field(default_factory=list)  # val and test only, before `transforms`
+    targets: Literal["targets", "inputs"] = "targets"  # inputs: each sample is its own target (autoencoders)
     batch_size: int = 32
+    eval_batch_size: int | None = None  # val and test; None: batch_size
     loader: Literal["auto", "memory", "dataloader"] = "auto"
     num_workers: int | None = None  # DataLoader settings; None: chosen at run time
     pin_memory: bool | None = None
@@ -93,6 +104,7 @@ class ModelConfig:
     input: list[int] | str  # a sample's shape, `auto` (the data's), or with ${data.input_shape} references
     layers: list[Component]
     blocks: dict[str, dict] = field(default_factory=dict)  # reusable blocks: name → {params, layers}
+    init: dict[str, dict] = field(default_factory=dict)  # layer type → {parameter: initializer}
     data: Any = None  # the DataInfo that ${data.*} references and `auto` read, once resolved
     skipped: bool = False  # validation could not read the data those values come from
 
@@ -128,9 +140,18 @@ class TrainerConfig(TrainerSettings):
         "auto", "How processes share the work: auto (ddp for several devices), single_device, ddp, fsdp, xla, or "
                 "a one-key mapping of one of them to torch's own arguments.")
     sync_batchnorm: bool = setting(False, "Synchronise BatchNorm statistics across processes (SyncBatchNorm).")
-    precision: str = setting("32-true", "Numeric precision: 32-true, 64-true, or autocast mixed precision "
-                                        "(16-mixed, bf16-mixed).")
-    deterministic: bool = setting(False, "Use deterministic algorithms (torch.use_deterministic_algorithms).")
+    enable_model_summary: bool = setting(True, "Print the model's layers, output shapes and parameter counts when "
+                                               "fit starts (what `dtrain summary` prints).")
+    precision: Union[str, int] = setting("32-true", "Numeric precision, with Lightning's names: 32-true (32), 64-true "
+                                                    "(64), autocast mixed precision 16-mixed (16) or bf16-mixed (bf16), "
+                                                    "or all-half 16-true / bf16-true.")
+    channels_last: bool = setting(False, "Weights and image batches in channels_last memory format (NHWC), as "
+                                         "torchvision's classification recipe trains.")
+    deterministic: Union[bool, Literal["warn"]] = setting(
+        False, "Use deterministic algorithms (torch.use_deterministic_algorithms); warn: only warn where an "
+               "operation has none.")
+    benchmark: Union[bool, None] = setting(None, "cuDNN's autotuner (torch.backends.cudnn.benchmark): faster "
+                                                 "convolutions for fixed input sizes; none leaves torch's default.")
     default_root_dir: str = setting("runs", "Runs go to <default_root_dir>/<name>/version_<N>/ (relative to the "
                                             "working directory).")
 
@@ -161,6 +182,7 @@ class Spec:
     scheduler: SchedulerConfig | None = None
     callbacks: list[Component] = field(default_factory=list)
     logger: list[str | dict] = field(default_factory=list)  # logger names, or {Name: {kwargs}}
+    description: str | None = None  # free text kept with the run (spec.yaml, checkpoints, hyperparameters)
     document: Document | None = field(default=None, repr=False, compare=False)
 
     def _written(self, key: str) -> bool:
@@ -193,6 +215,8 @@ class Spec:
         out: dict[str, Any] = {"input": list(model_input) if isinstance(model_input, (list, tuple)) else model_input}
         if self.model.blocks:
             out["blocks"] = self.model.blocks
+        if self.model.init:
+            out["init"] = self.model.init
         out["layers"] = [c.to_yaml() for c in self.model.layers]
         return out
 
@@ -207,13 +231,22 @@ class Spec:
             data["transforms"] = [t.to_yaml() for t in self.data.transforms]
         if self.data.train_transforms:
             data["train_transforms"] = [t.to_yaml() for t in self.data.train_transforms]
+        if self.data.batch_transforms:
+            data["batch_transforms"] = [t.to_yaml() for t in self.data.batch_transforms]
+        if self.data.eval_transforms:
+            data["eval_transforms"] = [t.to_yaml() for t in self.data.eval_transforms]
+        if self.data.targets != "targets":
+            data["targets"] = self.data.targets
         data["batch_size"] = self.data.batch_size
+        if self.data.eval_batch_size is not None:
+            data["eval_batch_size"] = self.data.eval_batch_size
         for setting in DataConfig.LOADER_SETTINGS:  # what the spec set; the rest is chosen at run time
             value = getattr(self.data, setting)
             if value is not None and value != "auto":
                 data[setting] = value
         out: dict[str, Any] = {
             "name": self.name,
+            **({"description": self.description} if self.description is not None else {}),
             "seed": self.seed,
             "data": data,
             "model": self._model_dict(),
@@ -255,7 +288,18 @@ def _split(raw: dict | None, path: PathKey, base: Path) -> Split | None:
         source=_absolute_paths(Component.parse(source, path + ("source",)), base) if source is not None else None,
         path=path,
         stratify=bool(raw.get("stratify", False)),
+        order=raw.get("order", "random"),
     )
+
+
+def _optimizer(raw: str | dict) -> Component:
+    """The optimizer by name, with its `param_groups` (declarative.training.param_groups) beside it."""
+    if not isinstance(raw, dict) or "param_groups" not in raw:
+        return Component.parse(raw, ("optimizer",))
+    rest = {k: v for k, v in raw.items() if k != "param_groups"}
+    component = Component.parse(rest, ("optimizer",))
+    component.wiring = {"param_groups": raw["param_groups"]}
+    return component
 
 
 def spec_from_document(doc: Document) -> Spec:
@@ -270,7 +314,13 @@ def spec_from_document(doc: Document) -> Spec:
         transforms=[Component.parse(t, ("data", "transforms", i)) for i, t in enumerate(d.get("transforms") or [])],
         train_transforms=[Component.parse(t, ("data", "train_transforms", i))
                           for i, t in enumerate(d.get("train_transforms") or [])],
+        batch_transforms=[Component.parse(t, ("data", "batch_transforms", i))
+                          for i, t in enumerate(d.get("batch_transforms") or [])],
+        eval_transforms=[Component.parse(t, ("data", "eval_transforms", i))
+                         for i, t in enumerate(d.get("eval_transforms") or [])],
+        targets=d.get("targets", "targets"),
         batch_size=d.get("batch_size", 32),
+        eval_batch_size=d.get("eval_batch_size"),
         **{k: d[k] for k in DataConfig.LOADER_SETTINGS if k in d},
     )
     m = raw["model"]
@@ -279,6 +329,7 @@ def spec_from_document(doc: Document) -> Spec:
         input=list(model_input) if isinstance(model_input, list) else model_input,
         layers=[Component.parse_layer(layer, ("model", "layers", i)) for i, layer in enumerate(m["layers"])],
         blocks=dict(m.get("blocks") or {}),
+        init=dict(m.get("init") or {}),
     )
     scheduler = None
     if raw.get("scheduler"):
@@ -296,11 +347,12 @@ def spec_from_document(doc: Document) -> Spec:
         seed = random.SystemRandom().randrange(2**31)
     return Spec(
         name=raw.get("name") or Path(doc.file).stem,
+        description=raw.get("description"),
         seed=seed,
         data=data,
         model=model,
         loss=Component.parse(raw["loss"], ("loss",)) if "loss" in raw else None,
-        optimizer=Component.parse(raw["optimizer"], ("optimizer",)),
+        optimizer=_optimizer(raw["optimizer"]),
         trainer=TrainerConfig(**(raw.get("trainer") or {})),
         metrics=list(raw["metrics"] or []) if "metrics" in raw else None,
         task=raw.get("task"),

@@ -63,6 +63,8 @@ def describe(schema: dict) -> str:
         return " or ".join(describe(s) for s in schema["anyOf"])
     if "enum" in schema:
         return "one of " + ", ".join(show(v) for v in schema["enum"])
+    if "const" in schema:
+        return show(schema["const"])
     kind = schema.get("type")
     if isinstance(kind, list):
         return " or ".join(describe({**schema, "type": k}) for k in kind)
@@ -113,7 +115,9 @@ def problems_from_error(error: ValidationError, doc: Document, root: dict) -> li
         out = []
         for extra in [k for k in instance if k not in allowed]:
             hint = did_you_mean(extra, allowed)
-            if "x-registry" in schema:
+            if extra in schema.get("x-excluded", {}):
+                message = f"{schema['x-registry']} '{extra}' is left out on purpose: {schema['x-excluded'][extra]}"
+            elif "x-registry" in schema:
                 registry = schema["x-registry"]
                 message = f"unknown {registry} '{extra}'" + (f" — {hint}" if hint else "")
                 message += f" (`dtrain layers --kind {registry.split()[-1]}` lists them)" if registry != "layer" \
@@ -149,6 +153,8 @@ def problems_from_error(error: ValidationError, doc: Document, root: dict) -> li
                                       f"{{{instance}: {{{', '.join(f'{k}: ...' for k in needs)}}}}}")]
         if not isinstance(instance, str):
             return [doc.problem(path, f"{name} must name a {registry}, got {show(instance)}")]
+        if instance in schema.get("x-excluded", {}):
+            return [doc.problem(path, f"{registry} '{instance}' is left out on purpose: {schema['x-excluded'][instance]}")]
         hint = did_you_mean(instance, entries)
         lister = "dtrain layers" if registry == "layer" else f"dtrain layers --kind {registry.split()[-1]}"
         return [doc.problem(path, f"unknown {registry} '{instance}'" + (f" — {hint}" if hint else "")

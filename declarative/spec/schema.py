@@ -21,9 +21,11 @@ SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 def registries() -> dict[str, Registry]:
     """Every registry a spec draws names from, by the `$defs` key its items use."""
     from declarative.callbacks import CALLBACKS
+    from declarative.data.mixing import BATCH_TRANSFORMS
     from declarative.data.sources import SOURCES
     from declarative.data.transforms import TRANSFORMS
     from declarative.loggers import LOGGERS
+    from declarative.model.init import INITIALIZERS
     from declarative.model.layers import LAYERS
     from declarative.training.components import LOSSES, OPTIMIZERS, SCHEDULERS
     from declarative.training.metrics import METRICS
@@ -31,6 +33,7 @@ def registries() -> dict[str, Registry]:
     return {
         "layer": LAYERS, "loss": LOSSES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
         "source": SOURCES, "transform": TRANSFORMS, "callback": CALLBACKS, "logger": LOGGERS, "metric": METRICS,
+        "initializer": INITIALIZERS, "batch_transform": BATCH_TRANSFORMS,
     }
 
 
@@ -49,6 +52,7 @@ def trainer_schema() -> dict:
     from declarative.spec.config import TrainerConfig
     from declarative.training.accelerators import ACCELERATOR_CHOICES
     from declarative.training.precision import PRECISION_CHOICES
+    from declarative.training.settings import MINUS_ONE_ALLOWED
 
     plugins = plugin_registries()
     schema = dataclass_schema(TrainerConfig)
@@ -57,6 +61,15 @@ def trainer_schema() -> dict:
     def notes(name: str) -> dict:
         return {k: v for k, v in props[name].items() if k in ("description", "default")}
 
+    for name in MINUS_ONE_ALLOWED:  # Lightning's -1: no limit (max_epochs, max_steps) or all (sanity steps)
+        branches = props[name].pop("anyOf", None) or [{k: props[name].pop(k) for k in list(props[name])
+                                                      if k not in ("description", "default")}]
+        props[name]["anyOf"] = [branches[0], {"const": -1}, *branches[1:]]
+    props["max_time"] = {**notes("max_time"), "anyOf": [
+        {"type": "string", "pattern": r"^\d+:\d{2}:\d{2}:\d{2}$"},
+        {"type": "object", "minProperties": 1, "additionalProperties": False,
+         "properties": {unit: {"type": "number", "minimum": 0} for unit in ("days", "hours", "minutes", "seconds")}},
+        {"type": "null"}]}
     props["accelerator"] = {**notes("accelerator"), "enum": ACCELERATOR_CHOICES}
     props["precision"] = {**notes("precision"), "enum": PRECISION_CHOICES}
     props["devices"] = {**notes("devices"), "if": {"type": "string"}, "then": {"const": "auto"},
@@ -109,11 +122,14 @@ def _split_schema(what: str) -> dict:
             "stratify": {"type": "boolean", "default": False,
                          "description": "With fraction: each class keeps its proportion (as sklearn's "
                                         "train_test_split(stratify=...))."},
+            "order": {"enum": ["random", "last"], "default": "random",
+                      "description": "With fraction: random, a seeded draw; last, the last samples in their "
+                                     "order (a chronological split, e.g. of a time series)."},
         },
         "additionalProperties": False,
         # One place the split comes from; stratify only qualifies a fraction.
         "oneOf": [{"required": ["fraction"]}, {"required": ["split"]}, {"required": ["source"]}],
-        "dependentRequired": {"stratify": ["fraction"]},
+        "dependentRequired": {"stratify": ["fraction"], "order": ["fraction"]},
     }
 
 
@@ -152,7 +168,28 @@ def model_schema() -> dict:
                 },
             },
             "layers": _ref("layer_list"),
+            "init": {"description": "Initializers per layer type, e.g. {Linear: {weight: xavier_uniform_, "
+                                    "bias: zeros_}}: every layer of that type in the model, before the items' own.",
+                     "type": "object", "propertyNames": {"pattern": BLOCK_NAME},
+                     "additionalProperties": _init_table("Parameter name → torch.nn.init initializer.")},
         },
+    }
+
+
+def _init_table(what: str) -> dict:
+    return {"description": what, "type": "object", "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+            "additionalProperties": _ref("initializer")}
+
+
+def item_settings_schema() -> dict:
+    """Keys beside a layer item that set up its parameters."""
+    return {
+        "trainable": {"type": "boolean", "default": True,
+                      "description": "false: freeze every parameter inside (requires_grad off)."},
+        "train_bn": {"type": "boolean", "default": True,
+                     "description": "false: BatchNorm layers inside run in eval mode, keeping their statistics."},
+        "init": _init_table("torch.nn.init initializers by parameter name, e.g. {weight: xavier_uniform_, "
+                            "bias: zeros_}, for the parameters of that name inside this item."),
     }
 
 
@@ -173,8 +210,51 @@ def layer_item_schema(layers: Registry) -> dict:
         "output": {"description": "For a layer that returns a tuple: the element to keep (a list: nested).",
                    "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1}]},
     })
+    item["else"]["properties"].update(item_settings_schema())
     item["else"]["patternProperties"] = {BLOCK_NAME: {"type": ["object", "null"],
                                                       "propertyNames": {"pattern": NAME_PATTERN}}}
+    return item
+
+
+def _names(what: str) -> dict:
+    one = {"type": "string", "minLength": 1}
+    return {"description": what, "anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+
+
+PARAM_GROUPS = {
+    "description": "Parameter groups, each with its own optimizer arguments (lr, weight_decay, ...); the "
+                   "parameters no group selects keep the optimizer's own arguments.",
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "required": ["params"],
+        "properties": {
+            "params": {
+                "description": "Which parameters: any that one of these keys matches.",
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": {
+                    "names": _names("Globs over parameter or module names, e.g. layers.0.*, *.bias, layers.3."),
+                    "layers": _names("Layer items named with `name:`."),
+                    "type": _names("Layer class names, e.g. BatchNorm2d, LayerNorm: the parameters they hold."),
+                    "bias": {"type": "boolean", "description": "true: every parameter named bias."},
+                },
+            },
+        },
+        # the other keys are arguments of the optimizer named beside: checked against it when the run builds it
+        "propertyNames": {"pattern": "^[a-z_][a-z0-9_]*$"},
+        "additionalProperties": {"description": "An argument of the optimizer, for this group."},
+    },
+}
+
+
+def optimizer_schema(optimizers: Registry) -> dict:
+    """One optimizer by name, with optional `param_groups` beside it."""
+    item = optimizers.item_schema()
+    item["else"].pop("maxProperties")
+    item["else"]["properties"]["param_groups"] = PARAM_GROUPS
     return item
 
 
@@ -215,7 +295,19 @@ def spec_schema() -> dict[str, Any]:
                     "train_transforms": {**_list_of("transform"),
                                          "description": "Augmentation for the training split only, run before "
                                                         "`transforms`; random ones draw per sample."},
+                    "batch_transforms": {**_list_of("batch_transform"),
+                                         "description": "MixUp / CutMix (or a RandomChoice of them) on training "
+                                                        "batches, after every other transform; the targets become "
+                                                        "class probabilities."},
+                    "eval_transforms": {**_list_of("transform"),
+                                        "description": "For the val and test splits only, run before `transforms` "
+                                                       "(e.g. Resize 256 + CenterCrop 224)."},
+                    "targets": {"enum": ["targets", "inputs"], "default": "targets",
+                                "description": "inputs: each sample is its own target (an autoencoder), as "
+                                               "`transforms` make it, without their random ones (noise)."},
                     "batch_size": {"type": "integer", "minimum": 1, "default": 32},
+                    "eval_batch_size": {"type": "integer", "minimum": 1,
+                                        "description": "Batch size of the val and test splits (default: batch_size)."},
                     "loader": {"enum": ["auto", "memory", "dataloader"], "default": "auto",
                                "description": "memory: tensors on the training device, batched by index "
                                               "slicing; dataloader: a torch DataLoader; auto: memory when "
@@ -242,6 +334,7 @@ def spec_schema() -> dict[str, Any]:
                 "description": "One LR scheduler by name, and Lightning's interval / frequency / monitor.",
                 "type": "object",
                 "x-registry": regs["scheduler"].kind,
+                "x-excluded": dict(sorted(regs["scheduler"].excluded.items())),
                 "properties": {
                     **scheduler_entries,
                     "interval": {"enum": ["epoch", "step"], "default": "epoch"},
@@ -261,7 +354,7 @@ def spec_schema() -> dict[str, Any]:
             },
         },
         "$defs": {**{key: registry.item_schema() for key, registry in regs.items()},
-                  "layer": layer_item_schema(regs["layer"]), "layer_list": {**_list_of("layer"), "minItems": 1},
+                  "optimizer": optimizer_schema(regs["optimizer"]), "layer": layer_item_schema(regs["layer"]), "layer_list": {**_list_of("layer"), "minItems": 1},
                   "reference": REFERENCE},
     }
 

@@ -64,6 +64,7 @@ def schema_problems(doc: Document) -> list[Problem]:
     for error in validator.iter_errors(doc.data):
         problems.extend(problems_from_error(error, doc, validator.schema))
     problems.extend(_scheduler_problems(doc))
+    problems.extend(_optimizer_problems(doc))
     problems.extend(item_problems(doc))
     problems.extend(block_problems(doc, committed_schema()["$defs"]["layer"]["else"]["properties"]))
     return _ordered(problems)
@@ -76,11 +77,28 @@ def _scheduler_problems(doc: Document) -> list[Problem]:
         return []
     names = [k for k in section if k not in ("interval", "frequency", "monitor")]
     if len(names) == 1:
+        if "monitor" in section and names[0] != "ReduceLROnPlateau":  # said, not silently dropped
+            return [doc.problem(("scheduler", "monitor"), f"monitor is read only by ReduceLROnPlateau; {names[0]} "
+                                                          "steps without a metric — remove monitor", key=True)]
         return []
     if not names:
         return [doc.problem(("scheduler",), "scheduler names no LR scheduler, e.g. {StepLR: {step_size: 1}}")]
     return [doc.problem(("scheduler",), f"scheduler names {len(names)} LR schedulers ({', '.join(names)}); "
                                         "name one")]
+
+
+def _optimizer_problems(doc: Document) -> list[Problem]:
+    """An optimizer section names exactly one optimizer besides its param_groups."""
+    section = doc.data.get("optimizer")
+    if not isinstance(section, dict) or not section:
+        return []
+    names = [k for k in section if k != "param_groups"]
+    if len(names) == 1:
+        return []
+    if not names:
+        return [doc.problem(("optimizer",), "optimizer names no optimizer beside param_groups, e.g. "
+                                            "{SGD: {lr: 0.1}, param_groups: [...]}")]
+    return [doc.problem(("optimizer",), f"optimizer names {len(names)} optimizers ({', '.join(names)}); name one")]
 
 
 def _ordered(problems: Iterable[Problem]) -> list[Problem]:
@@ -104,7 +122,7 @@ def _monitor_problems(spec) -> list[Problem]:
     tables = [f"{stage}/{metric_log_name(m)}" for stage in stages for m in items if not metric_is_scalar(m, spec.task)]
     logged = [n for stage in stages for n in stage_metric_names(stage, names)]
     monitored = [(c.path + (c.name, "monitor"), c.kwargs["monitor"], f"{c.name} monitor") for c in spec.callbacks
-                 if isinstance(c.kwargs.get("monitor"), str)]
+                 if isinstance(c.kwargs.get("monitor"), str) and c.kwargs.get("strict", True) is not False]
     if spec.scheduler and spec.scheduler.scheduler.name == "ReduceLROnPlateau":
         monitored.append((("scheduler", "monitor"), spec.scheduler.monitor, "ReduceLROnPlateau monitor"))
     problems = []
@@ -148,16 +166,44 @@ def check_spec(spec, *, read_data: bool = False) -> tuple[list[Problem], object]
 
     problems = []
     output_shape = None
+    if read_data:
+        from declarative.data.info import fitted_source_problems
+
+        problems.extend(fitted_source_problems(spec))
     try:
-        if _data_values_known(spec, read_data):
-            output_shape = plan_model(spec).output_shape
+        if not problems and _data_values_known(spec, read_data):
+            plan = plan_model(spec)
+            output_shape = plan.output_shape
+            _check_parameters(spec, plan)
     except SpecError as exc:
         problems.extend(exc.problems)
     task_problems, resolved = _task_problems(spec, output_shape)
     problems.extend(task_problems)
     problems.extend(_monitor_problems(resolved))
     problems.extend(_loader_problems(spec))
+    problems.extend(_split_problems(spec))
     return _ordered(problems), resolved
+
+
+def _check_parameters(spec, plan) -> None:
+    """What needs the model's parameters by name: initializers, freezing and the optimizer's param groups.
+    Built on the meta device: no memory, no weights read."""
+    import torch
+
+    from declarative.model.builder import build_model
+    from declarative.training.param_groups import param_groups
+
+    with torch.device("meta"):
+        model = build_model(spec, plan)
+    param_groups(model, spec.optimizer, spec)
+
+
+def _split_problems(spec) -> list[Problem]:
+    """`order: last` takes the last samples as they come; stratify draws per class: one or the other."""
+    return [spec.problem(split.path + ("order",), "order: last takes the last samples in their order, and stratify "
+                                                 "draws each class's share at random — use one of them")
+            for split in (spec.data.val, spec.data.test)
+            if split is not None and split.order == "last" and split.stratify]
 
 
 def _loader_problems(spec) -> list[Problem]:
@@ -177,7 +223,7 @@ def _data_values_known(spec, read: bool) -> bool:
 
     if not uses_data(spec) or spec.model.data is not None:
         return True  # before importing the data stage: it imports torchvision, a second or more
-    from declarative.data.info import DataInfo, DataUnreadable, raw_sample, transformed_shape
+    from declarative.data.info import DataInfo, DataUnreadable, raw_sample, transformed_sample
 
     try:
         raw = raw_sample(spec, read=read)  # a split or source named wrongly is a problem, reported
@@ -187,7 +233,8 @@ def _data_values_known(spec, read: bool) -> bool:
         spec.model.skipped = True
         return False
     # a transform that fails on the sample's shape raises here: a problem of the spec, reported
-    spec.model.data = DataInfo(transformed_shape(spec, raw), raw.num_classes)
+    sample = transformed_sample(spec, raw)
+    spec.model.data = DataInfo(tuple(sample.shape[1:]), raw.num_classes, raw.vocab_size, sample.dtype)
     return True
 
 

@@ -7,6 +7,7 @@ import torch.nn as nn
 from torch.optim import lr_scheduler
 
 from declarative.registry import Registry
+from declarative.training.schedulers import chain_entries
 
 LOSSES = Registry("loss", list_command="dtrain layers --kind loss")
 OPTIMIZERS = Registry("optimizer", list_command="dtrain layers --kind optimizer")
@@ -45,5 +46,15 @@ for _name in sorted(dir(lr_scheduler)):
     _cls = getattr(lr_scheduler, _name)
     if (isinstance(_cls, type) and _name not in _SCHEDULER_EXCLUDED and not _name.startswith("_")
             and (issubclass(_cls, lr_scheduler.LRScheduler) or _cls is lr_scheduler.ReduceLROnPlateau)):
-        SCHEDULERS.add_class(_cls, skip={"optimizer", "last_epoch", "verbose"}, inferred=SCHEDULER_INFERRED,
+        # scale_fn (CyclicLR) is a Python callable: YAML cannot write one; its scale_mode names the built-in ones.
+        SCHEDULERS.add_class(_cls, skip={"optimizer", "last_epoch", "verbose", "scale_fn"}, inferred=SCHEDULER_INFERRED,
                              constraints=_SCHEDULER_BOUNDS)
+_FUNCTION = ("takes a Python function ({}), which a spec cannot hold — write the schedule with LinearLR, "
+             "ExponentialLR, PolynomialLR or a SequentialLR / ChainedScheduler chain")
+SCHEDULERS.exclude("LambdaLR", _FUNCTION.format("lr_lambda"))
+SCHEDULERS.exclude("MultiplicativeLR", _FUNCTION.format("lr_lambda"))
+SCHEDULERS.exclude("LRScheduler", "it is the base class of the schedulers, not a schedule")
+LOSSES.exclude("AdaptiveLogSoftmaxWithLoss", "it is a layer with parameters that returns its loss, not a loss of "
+                                             "outputs and targets")
+for _entry in chain_entries():  # SequentialLR and ChainedScheduler, with their sub-schedulers in YAML
+    SCHEDULERS.add(_entry)

@@ -61,7 +61,7 @@ class ProgressBar(Callback):
 
     def on_validation_start(self, trainer: Any, model: Any) -> None:
         if self.live:
-            total = (min(trainer.settings.num_sanity_val_steps, trainer.num_val_batches) if trainer.sanity_checking
+            total = (int(min(trainer.settings.sanity_steps, trainer.num_val_batches)) if trainer.sanity_checking
                      else trainer.num_val_batches)
             label = "sanity check" if trainer.sanity_checking else "validation"
             self._eval = self._start().add_task(label, total=total, metrics="")

@@ -26,16 +26,21 @@ def seed_everything(seed: int) -> None:
 
 
 @contextlib.contextmanager
-def reproducible(seed: int, deterministic: bool = False) -> Iterator[None]:
-    """Seed everything; with `deterministic`, make torch use deterministic kernels until the block ends."""
+def reproducible(seed: int, deterministic: bool | str = False, benchmark: bool | None = None) -> Iterator[None]:
+    """Seed everything; with `deterministic` (True, or Lightning's "warn": warn where no deterministic kernel
+    exists instead of failing), make torch use deterministic kernels, and with `benchmark` set cuDNN's
+    autotuner, until the block ends."""
     seed_everything(seed)
-    previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.backends.cudnn.benchmark)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(True, warn_only=deterministic == "warn")
         torch.backends.cudnn.benchmark = False
+    if benchmark is not None:
+        torch.backends.cudnn.benchmark = benchmark
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous[0])
-        torch.backends.cudnn.benchmark = previous[1]
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.benchmark = previous[2]

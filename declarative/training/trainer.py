@@ -19,6 +19,7 @@ moments, so every process sees (and decides on) the same values.
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
@@ -120,6 +121,7 @@ class Trainer:
         self.model: torch.nn.Module | None = None
         self.optimizers: list[torch.optim.Optimizer] = []
         self.lr_scheduler: LRSchedulerConfig | None = None
+        self.train_dataloader: Batches | None = None  # set by fit
         self.current_epoch = 0
         self.global_step = 0
         self.should_stop = False
@@ -136,6 +138,7 @@ class Trainer:
         self._pending_logs: dict[str, float] = {}
         self._nonfinite_step: torch.Tensor | None = None  # first step whose training loss was not finite, -1: none
         self._device_step: torch.Tensor | None = None  # global_step, kept on the device
+        self._fit_started = 0.0  # time.monotonic() when fit began, for max_time
         # The loop's position at the last step boundary (None between boundaries): what a checkpoint resumes from.
         self._position: dict[str, Any] | None = None
         self._batches_done = 0  # training batches of the current epoch done
@@ -143,7 +146,6 @@ class Trainer:
         self._rows_step = -1
         # Checkpoint saves and removals asked for during a step or an epoch end, done at the boundary that follows.
         self._deferred: list[tuple] | None = None
-        self._train_batches: Any = None
         self._resume: dict[str, Any] | None = None  # the checkpoint being resumed, until its epoch is restored
 
     # ----------------------------------------------------------------------------------------
@@ -181,15 +183,15 @@ class Trainer:
 
     @property
     def best_model_path(self) -> str | None:
-        """The best checkpoint of the first ModelCheckpoint with a monitor (what Lightning's ckpt_path="best" means)."""
-        for callback in self.checkpoint_callbacks:
-            if callback.monitor is not None and callback.best_model_path:
-                return callback.best_model_path
-        return None
+        """The best checkpoint of the first ModelCheckpoint with a monitor, else the latest one a ModelCheckpoint
+        without a monitor kept (what Lightning's ckpt_path="best" means)."""
+        ranked = [cb.best_model_path for cb in self.checkpoint_callbacks if cb.monitor is not None and cb.best_model_path]
+        latest = [cb.best_model_path for cb in self.checkpoint_callbacks if cb.monitor is None and cb.best_model_path]
+        return (ranked or latest or [None])[0]
 
     @property
     def max_steps_reached(self) -> bool:
-        return self.settings.max_steps is not None and self.global_step >= self.settings.max_steps
+        return self.settings.steps_limit is not None and self.global_step >= self.settings.steps_limit
 
     def log(self, metrics: dict[str, float]) -> None:
         """Queue scalars; the loggers get them together, at the current step."""
@@ -245,11 +247,12 @@ class Trainer:
             "loop": {**position, "root_dir": str(self.root_dir), "val_metrics": dict(self.val_metrics),
                      "logged_rows": list(self._rows_at_step), "ranks": ranks} if position is not None else None,
         }
+        self._call("on_save_checkpoint", contents)  # Lightning's hook: a callback may change what is saved
         if strategy.is_global_zero:
             save_checkpoint(contents, path)
 
     def _rank_state(self) -> dict[str, Any]:
-        batches = self._train_batches
+        batches = self.train_dataloader
         return to_cpu({
             "rng": rng_state(),
             "data": batches.state_dict() if hasattr(batches, "state_dict") else None,
@@ -290,12 +293,13 @@ class Trainer:
         checkpoint was saved: weights, optimizer, scheduler, precision, callbacks, loop position, every
         generator and the partial epoch's sums are restored, and the loggers drop what came after it."""
         self.model, self.optimizers, self.lr_scheduler = model, [optimizer], scheduler
-        self._train_batches = data.train
+        self.train_dataloader = data.train  # Lightning's name; StochasticWeightAveraging's BatchNorm pass reads it
         self.num_train_batches = self.settings.limit("train", len(data.train))
         self.num_val_batches = self.settings.limit("val", len(data.val)) if data.val is not None else 0
         # Every process must agree, or one would wait in validation's all-reduce for the others.
         self._has_validation = self.strategy.reduce_any(self.num_val_batches > 0)
         resume = self._read_resume(ckpt_path) if ckpt_path is not None else None
+        self._fit_started = time.monotonic()
         self._check_scheduler_monitor()
         self._call("setup", "fit")
         if resume is not None:
@@ -360,15 +364,28 @@ class Trainer:
     # The loop
 
     def _fit_done(self) -> bool:
-        if self.should_stop or self.max_steps_reached or self.num_train_batches == 0:
+        if self.max_steps_reached or self.num_train_batches == 0 or self._time_up():
             return True
         limit = self.settings.epochs_limit
-        return limit is not None and self.current_epoch >= limit
+        if limit is not None and self.current_epoch >= limit:
+            return True
+        if self.should_stop and not self.settings.minimums_met(self.current_epoch, self.global_step):
+            self.print(f"a callback asked to stop, but min_epochs / min_steps are not reached yet "
+                       f"(epoch {self.current_epoch}, step {self.global_step}): training goes on")
+            self.should_stop = False  # as Lightning: the request lapses; a callback may make it again
+        return self.should_stop
+
+    def _time_up(self) -> bool:
+        """`max_time` has passed since fit started (checked between steps; every process decides the same)."""
+        limit = self.settings.max_time_seconds
+        if limit is None:
+            return False
+        return self.strategy.reduce_any(time.monotonic() - self._fit_started >= limit)
 
     def _sanity_check(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: BatchSource | None) -> None:
         """A few validation batches before training, so a broken validation fails in seconds, not after an epoch."""
-        count = min(self.settings.num_sanity_val_steps, self.num_val_batches)
-        if batches is None or not self.has_validation or self.settings.num_sanity_val_steps == 0:
+        count = int(min(self.settings.sanity_steps, self.num_val_batches))
+        if batches is None or not self.has_validation or self.settings.sanity_steps == 0:
             return
         self.sanity_checking = True
         self._call("on_sanity_check_start")
@@ -442,7 +459,7 @@ class Trainer:
                 self._step_scheduler("step")  # after the batch hooks, so they see the rate this step used
                 self._batches_done = batch_idx + 1
                 self._boundary()
-                if self.max_steps_reached:
+                if self.max_steps_reached or self._time_up():
                     break
         return batch_idx + 1
 
@@ -608,7 +625,7 @@ class Trainer:
         hook = "on_validation_batch_end" if stage == "val" else f"on_{stage}_batch_end"
         was_training = model.training
         model.eval()
-        with self.strategy.inference_context():
+        with self.strategy.inference_context() if self.settings.inference_mode else torch.no_grad():
             metrics.reset(self.device)  # inside inference_mode: the state is updated by inference tensors
             for batch_idx, batch in enumerate(itertools.islice(batches, count)):
                 inputs, targets = self.precision.convert_input(batch)
