@@ -251,3 +251,15 @@ def test_a_two_process_run_killed_stopped_and_resumed_ends_as_its_straight_run(t
     done = dtrain(folder, "resume", str(run))
     assert done.returncode == 0, done.stderr
     assert_same_run(run, run_folder(straight, 0))
+
+
+def test_a_run_with_an_exponential_moving_average_resumes_exactly(tmp_path):
+    """EMAWeightAveraging: the checkpoint's weights are the average; a resume trains on the real ones."""
+    spec = SPEC.replace("  - OnExceptionCheckpoint\n", "  - EMAWeightAveraging: {decay: 0.9}\n")
+    straight, stopped = setup(tmp_path / "straight", spec=spec), setup(tmp_path / "stopped", spec=spec)
+    assert dtrain(straight, "run", "spec.yaml").returncode == 0
+    first = dtrain(stopped, "run", "spec.yaml", "trainer.max_steps=8")
+    assert first.returncode == 0, first.stderr
+    done = dtrain(stopped, "resume", str(run_folder(stopped, 0)), "trainer.max_steps=null")
+    assert done.returncode == 0, done.stderr
+    assert_same_run(run_folder(stopped, 0), run_folder(straight, 0))

@@ -514,6 +514,7 @@ class Trainer:
             key = getattr(callback, "state_key", type(callback).__qualname__)
             if key in states and hasattr(callback, "load_state_dict"):
                 callback.load_state_dict(states[key])
+        self._call("on_load_checkpoint", contents)  # Lightning's hook: e.g. weight averaging swaps its weights back
         loop = contents["loop"]
         self.current_epoch, self._batches_done = loop["epoch"], loop["batch"]
         self.global_step, self.should_stop = loop["global_step"], loop["should_stop"]
