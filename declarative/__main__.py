@@ -1,3 +1,3 @@
-from declarative.cli import main
+from declarative.entry import main
 
 main()

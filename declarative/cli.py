@@ -1,4 +1,4 @@
-"""The `dtrain` command: run, validate, summary, test, schema, layers.
+"""The `dtrain` command: run, validate, summary, test, schema, layers, init, runs.
 
 Exit codes: 0 ok, 1 a problem in a spec, its data or a checkpoint (one located line each,
 never a traceback), 2 a command line that cannot be understood.
@@ -16,13 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from declarative.errors import SpecError, UsageError
+from declarative.errors import SpecError, UsageError, printable
 
 app = typer.Typer(
     name="dtrain",
     help="Declarative training for PyTorch: one YAML spec describes the whole experiment.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False, soft_wrap=True)
@@ -31,19 +30,33 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 OVERRIDES_HELP = "Overrides as key.path=value, e.g. trainer.max_epochs=3 data.batch_size=128."
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        out.print(f"dtrain {metadata.version('dtrain')}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Declarative training for PyTorch: one YAML spec describes the whole experiment."""
+
+
 def _fail(exc: SpecError) -> typer.Exit:
     from declarative.training.launcher import launched_here, report_error
 
     if launched_here():  # one process of a launched run: the launcher shows the first message, once
         report_error("\n".join(str(problem) for problem in exc.problems))
         return typer.Exit(1)
-    for problem in exc.problems:
-        err.print(str(problem), markup=False)
+    _report(exc.problems)
     return typer.Exit(1)
 
 
 def _usage(exc: UsageError) -> typer.Exit:
-    err.print(f"usage error: {exc}", markup=False)
+    err.print(printable(f"usage error: {exc}"), markup=False)
     return typer.Exit(2)
 
 
@@ -135,13 +148,14 @@ def resume_run(
 
 def _fit(spec, resume: str | None = None, overrides: list[str] | None = None) -> None:
     """Train in this process (alone, or as one process of a launched run)."""
+    from declarative.interrupt import Terminated, terminate_as_interrupt
     from declarative.run import fit_spec
     from declarative.training.launcher import launched_here, report_error
     from declarative.training.preemption import TrainingInterrupted, handle_signals
 
     try:
-        with handle_signals():  # SIGTERM / SIGINT: a resumable checkpoint at the next step boundary, then exit
-            fit_spec(spec, console=out, resume_from=resume, overrides=overrides or [])
+        with terminate_as_interrupt(), handle_signals():  # SIGTERM / SIGINT in training: a resumable
+            fit_spec(spec, console=out, resume_from=resume, overrides=overrides or [])  # checkpoint, then exit
     except TrainingInterrupted as exc:
         from declarative.assembly.resume import interrupted_message
 
@@ -150,10 +164,11 @@ def _fit(spec, resume: str | None = None, overrides: list[str] | None = None) ->
         raise typer.Exit(exc.exit_code) from None
     except SpecError as exc:
         raise _fail(exc) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (terminate_as_interrupt): the same cleanup
         if not launched_here():
-            err.print("interrupted: the run folder keeps the checkpoints saved so far")
-        raise typer.Exit(130) from None
+            cause = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            err.print(f"{cause}: the run folder keeps the checkpoints saved so far")
+        raise typer.Exit(Terminated.exit_code if isinstance(exc, Terminated) else 130) from None
     except Exception as exc:
         if not launched_here():
             raise
@@ -170,43 +185,23 @@ def _fit(spec, resume: str | None = None, overrides: list[str] | None = None) ->
 def validate(
     spec_files: List[Path] = typer.Argument(..., help="Spec files to check.", metavar="SPEC..."),
     schema_only: bool = typer.Option(False, "--schema-only", help="Only the schema stage (no torch import)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Check every spec again, even one that has not changed."),
 ) -> None:
-    """Check specs: schema, names, values and shapes. Quiet when all are valid; exit 1 otherwise."""
-    from declarative.spec.document import load_file
-    from declarative.spec.validate import schema_problems, semantic_problems
+    """Check specs: schema, names, values and shapes. Quiet when all are valid; exit 1 otherwise.
 
-    failed = False
-    checked = []
-    for path in spec_files:  # the schema stage first, for every file: it needs no torch
-        try:
-            doc = load_file(path)
-            problems = schema_problems(doc)
-        except SpecError as exc:
-            problems = exc.problems
-        if problems:
-            failed = True
-            _report(problems)
-        else:
-            checked.append(doc)
-    if not schema_only:
-        from declarative.spec.config import spec_from_document
+    Outcomes are remembered in the user's cache folder until the spec, its data files or dtrain change."""
+    from declarative.spec.validate_files import validate_files
 
-        for doc in checked:
-            spec = spec_from_document(doc)
-            problems = semantic_problems(spec, read_data=True)
-            if problems:
-                failed = True
-                _report(problems)
-            if spec.model.skipped:
-                err.print(f"{doc.file}: note: the model is not checked: it takes values from data that cannot be "
-                          "read here (input: auto, ${data.*})", markup=False)
-    if failed:
+    say = lambda line: err.print(line, markup=False)  # noqa: E731
+    if not validate_files(spec_files, schema_only=schema_only, use_cache=not no_cache, say=say):
         raise typer.Exit(1)
 
 
 def _report(problems) -> None:
-    for problem in problems:
-        err.print(str(problem), markup=False)
+    from declarative.errors import report_lines
+
+    for line in report_lines(problems):
+        err.print(line, markup=False)
 
 
 @app.command()
@@ -254,7 +249,11 @@ def schema(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:  # a missing folder, no permission, a full disk
+            err.print(printable(f"{output}: cannot write the schema: {exc.strerror or exc}"), markup=False)
+            raise typer.Exit(1) from None
 
 
 KINDS = ["layer", "loss", "optimizer", "scheduler", "source", "transform", "callback", "logger", "metric",
@@ -274,8 +273,8 @@ def layers(
         from declarative.errors import did_you_mean
 
         hint = did_you_mean(kind, KINDS)
-        err.print(f"usage error: unknown --kind '{kind}'" + (f" — {hint}" if hint else "")
-                  + f" (one of: {', '.join(KINDS)})")
+        err.print(printable(f"usage error: unknown --kind '{kind}'" + (f" — {hint}" if hint else "")
+                            + f" (one of: {', '.join(KINDS)})"), markup=False)
         raise typer.Exit(2)
     from declarative.spec.schema import plugin_registries, registries
 
@@ -302,6 +301,56 @@ def layers(
                 args.append(name)
         table.add_row(entry.name, ", ".join(args), entry.doc)
     out.print(table)
+
+
+@app.command()
+def init(
+    data: Path = typer.Argument(..., help="An image folder (root/<class>/<image>), a .csv table or a .npz/.pt/.npy file."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The spec to write (default: <data's name>.yaml here)."),
+    target: Optional[str] = typer.Option(None, "--target", "-t", help="A CSV's target column (asked when left out)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the output if it exists."),
+) -> None:
+    """Write a commented starter spec for DATA that validates and trains as written."""
+    from declarative.init_spec import starter_spec
+
+    spec_path = output or Path(f"{(data.stem if data.is_file() else data.resolve().name) or 'spec'}.yaml")
+    if spec_path.exists() and not force:
+        err.print(f"usage error: {spec_path} exists — choose another with -o, or --force to overwrite it", markup=False)
+        raise typer.Exit(2)
+    ask = None
+    if sys.stdin.isatty():
+        def ask(columns: list[str]) -> str:
+            return typer.prompt(f"Target column ({', '.join(columns)})", default=columns[-1])
+    try:
+        text = starter_spec(data, spec_path, target=target, ask=ask)
+    except UsageError as exc:
+        raise _usage(exc) from None
+    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    spec_path.write_text(text, encoding="utf-8")
+    out.print(f"wrote {spec_path}: check it with `dtrain validate {spec_path}`, train it with `dtrain run {spec_path}`",
+              markup=False)
+
+
+@app.command()
+def runs(
+    name: str = typer.Argument("*", help="A run name or wildcard pattern (default: every run)."),
+    root: Path = typer.Option(Path("runs"), "--root", help="The folder runs are written to (trainer.default_root_dir)."),
+) -> None:
+    """List runs, newest first: status, start, duration, epochs and the best value of the monitored metric."""
+    from declarative.training.run_list import duration_text, list_runs, started_text
+
+    found = list_runs(root, name)
+    if not found:
+        err.print(f"no runs under {root}" + (f" named '{name}'" if name != "*" else ""), markup=False)
+        return
+    table = Table(show_header=True, box=None, pad_edge=False)
+    for column in ("run", "status", "started", "duration", "epochs", "best"):
+        table.add_column(column, no_wrap=True, justify="right" if column in ("duration", "epochs") else "left")
+    for run in found:
+        best = f"{run.monitor} {run.best:.4g}" if run.best is not None else "-"
+        table.add_row(f"{run.name}/version_{run.version}", run.status, started_text(run.started),
+                      duration_text(run.duration_s), "-" if run.epochs is None else str(run.epochs), best)
+    (out if out.is_terminal else Console(file=out.file, width=200, highlight=False)).print(table)
 
 
 def main() -> None:

@@ -24,13 +24,22 @@ class Location:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+def printable(text: str) -> str:
+    """Text with its control characters escaped (`\\n`, `\\x1e`): a value from a file prints on one line, as
+    written, and cannot move the terminal's cursor."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 @dataclass(frozen=True)
 class Problem:
     location: Location
     message: str
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
+        """One line: `file:line:col: message`."""
+        return printable(f"{self.location}: {self.message}")
 
 
 class SpecError(Exception):
@@ -64,3 +73,15 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     if len(close) == 1:
         return f"did you mean '{close[0]}'?"
     return "did you mean " + ", ".join(f"'{c}'" for c in close[:-1]) + f" or '{close[-1]}'?"
+
+
+MAX_SHOWN = 50  # problems printed per file: a broken file of a million keys must not print a million lines
+
+
+def report_lines(problems: list[Problem]) -> list[str]:
+    """The lines that report `problems`: at most MAX_SHOWN, then a note of how many more there are."""
+    lines = [str(problem) for problem in problems[:MAX_SHOWN]]
+    if len(problems) > MAX_SHOWN:
+        lines.append(printable(f"{problems[0].location.file}: note: {len(problems) - MAX_SHOWN} more problems not "
+                               "shown"))
+    return lines

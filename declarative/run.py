@@ -30,11 +30,13 @@ from declarative.spec.config import Component, Spec
 from declarative.training.checkpoint import load_checkpoint
 from declarative.training.components import OPTIMIZERS
 from declarative.training.errors import EngineError, MisconfigurationError
-from declarative.training.param_groups import param_groups
+from declarative.assembly.param_groups import param_groups
 from declarative.training.progress import print_results
 from declarative.training.run_dir import RunDir
+from declarative.training.run_record import RunRecord
 from declarative.training.seed import reproducible
-from declarative.training.schedulers import build_scheduler as build_chain
+from declarative.assembly.schedulers import build_scheduler as build_chain
+from declarative.training.threads import intra_op_threads
 from declarative.training.trainer import LRSchedulerConfig, Trainer
 
 __all__ = ["RunResult", "fit_spec", "test_checkpoint", "build_callbacks", "build_loggers", "build_scheduler"]
@@ -68,24 +70,28 @@ def fit_spec(spec: Spec, *, console: Console | None = None, resume_from: str | P
         contents = load_checkpoint(resume_from)
         spec = resume.adopt_recorded_seed(spec, contents)
     callbacks, paths = build_callbacks_with_paths(spec)
-    with reproducible(spec.seed, deterministic=spec.trainer.deterministic, benchmark=spec.trainer.benchmark):
+    with reproducible(spec.seed, deterministic=spec.trainer.deterministic, benchmark=spec.trainer.benchmark), \
+            intra_op_threads(spec.trainer.num_threads) as threads:
         run = assemble(spec, console=console, callbacks=callbacks, callback_paths=paths)
         try:
             if contents is None:
-                return _fit(run, console)
+                return _fit(run, console, threads)
             checkpoint = Path(resume_from)
             resume.check_same_training(run.spec, contents, checkpoint)
-            return _fit(run, console, (checkpoint, contents, resume.run_folder_of(checkpoint, contents),
-                                       list(overrides)))
+            return _fit(run, console, threads, (checkpoint, contents, resume.run_folder_of(checkpoint, contents),
+                                                list(overrides)))
         finally:
             run.strategy.teardown()
 
 
-def _fit(run: Assembly, console: Console, resuming: tuple | None = None) -> RunResult:
+def _fit(run: Assembly, console: Console, threads: str, resuming: tuple | None = None) -> RunResult:
+    from declarative.assembly.preflight import check_before_training
+
     spec, trainer, strategy, data = run.spec, run.trainer, run.strategy, run.data
     optimizer = OPTIMIZERS.build_component(spec.optimizer, spec,
                                            params=param_groups(strategy.unwrap(run.model), spec.optimizer, spec))
     try:
+        check_before_training(spec, run.plan, data)  # a scheduler too short, a batch BatchNorm cannot train on
         scheduler = build_scheduler(spec, optimizer, spec.trainer.settings().limit("train", len(data.train)))
     except MisconfigurationError as exc:
         raise run.locator.error(exc) from None
@@ -94,7 +100,7 @@ def _fit(run: Assembly, console: Console, resuming: tuple | None = None) -> RunR
             from declarative.model.summary import print_summary
 
             print_summary(console, run.plan, spec.name)
-        console.print(data.description, markup=False, highlight=False)
+        console.print(f"{data.description}; {threads}", markup=False, highlight=False)
         if chosen := task_summary(spec):
             console.print(chosen, markup=False, highlight=False)
         if run.plugins.precision.name == "16-mixed" and strategy.root_device.type == "cpu":
@@ -115,11 +121,15 @@ def _fit(run: Assembly, console: Console, resuming: tuple | None = None) -> RunR
             run_dir.write_record(spec_text(spec))
     else:
         if strategy.is_global_zero and not fast_dev_run:
-            run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec))
+            try:
+                run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec))
+            except MisconfigurationError as exc:  # a root it cannot make a folder in
+                raise run.locator.error(exc) from None
         path = strategy.broadcast(str(run_dir.path) if run_dir else None)
         run_dir = RunDir(Path(path)) if path else None
     if run_dir is not None:
         trainer.root_dir = run_dir.path
+    record = RunRecord.start(run_dir.path) if strategy.is_global_zero and run_dir is not None else None  # run.json
     trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero and run_dir is not None else []
     config = _scheduler_config(spec, scheduler)
     status, rejected, error = "failed", False, None
@@ -140,6 +150,8 @@ def _fit(run: Assembly, console: Console, resuming: tuple | None = None) -> RunR
         raise located from None
     finally:
         trainer.finalize(status)
+        if record is not None:
+            record.finish(status)
         if strategy.is_global_zero and run_dir is not None:
             if rejected:
                 shutil.rmtree(run_dir.path, ignore_errors=True)

@@ -12,6 +12,14 @@ import torch
 from idx import write_mnist
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_validate_cache(tmp_path_factory):
+    """`dtrain validate` remembers outcomes in the user's cache folder: the tests use one of their own."""
+    import os
+
+    os.environ["DTRAIN_CACHE_DIR"] = str(tmp_path_factory.mktemp("dtrain-cache"))
+
+
 @pytest.fixture
 def mnist_root(tmp_path: Path) -> Path:
     """A folder with MNIST/raw/ holding 300 train and 100 test IDX images; use as MNIST's `root`."""

@@ -87,7 +87,7 @@ class Exploit:
     (lambda p: torch.save({"pytorch-lightning_version": "2.4", "state_dict": {}}, p),
      "it is a PyTorch Lightning checkpoint"),
     (lambda p: torch.save([torch.ones(1)], p), "it holds a list"),
-    (lambda p: torch.save({"x": Exploit()}, p), "weights_only loading refuses"),
+    (lambda p: torch.save({"x": Exploit()}, p), "it holds Python objects"),
     (lambda p: p.write_bytes(pickle.dumps(Exploit())), "not a dtrain checkpoint"),
 ])
 def test_a_file_that_is_not_a_dtrain_checkpoint_is_a_clear_error(tmp_path, write, message):

@@ -11,7 +11,7 @@ import torch
 from declarative.errors import SpecError
 from declarative.model.builder import build_model
 from declarative.spec.validate import load_spec
-from declarative.training.param_groups import param_groups
+from declarative.assembly.param_groups import param_groups
 from specs import write_arrays
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,17 +13,20 @@ from declarative.callbacks.base import Callback, require_metric
 from declarative.callbacks.early_stopping import EarlyStopping
 from declarative.callbacks.finetuning import BackboneFinetuning
 from declarative.callbacks.lr_monitor import LearningRateMonitor
-from declarative.callbacks.model_checkpoint import ModelCheckpoint
+from declarative.callbacks.model_checkpoint import FILENAME_PATTERN, FILENAME_RULE, ModelCheckpoint
 from declarative.callbacks.on_exception import OnExceptionCheckpoint
 from declarative.callbacks.weight_averaging import EMAWeightAveraging, StochasticWeightAveraging, WeightAveraging
-from declarative.registry import Registry
+from declarative.registry import Param, Registry
 
 __all__ = ["BackboneFinetuning", "CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric",
            "EMAWeightAveraging", "OnExceptionCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
-CALLBACKS.add_class(ModelCheckpoint, constraints={"save_top_k": {"minimum": -1}, "every_n_epochs": {"minimum": 0},
-                                                  "every_n_train_steps": {"minimum": 0}})
+_checkpoint = CALLBACKS.add_class(ModelCheckpoint, constraints={"save_top_k": {"minimum": -1},
+                                                               "every_n_epochs": {"minimum": 0},
+                                                               "every_n_train_steps": {"minimum": 0}})
+_checkpoint.params["filename"] = Param("filename", {"type": ["string", "null"], "pattern": FILENAME_PATTERN,
+                                                    "x-pattern": FILENAME_RULE, "default": None}, False)
 CALLBACKS.add_class(EarlyStopping, constraints={"patience": {"minimum": 0}, "min_delta": {"minimum": 0}})
 CALLBACKS.add_class(LearningRateMonitor)
 CALLBACKS.add_class(BackboneFinetuning, constraints={"unfreeze_backbone_at_epoch": {"minimum": 0},

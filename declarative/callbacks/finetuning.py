@@ -82,7 +82,7 @@ class BackboneFinetuning(Callback):
 
     def _module(self, model: nn.Module, name: str) -> nn.Module:
         from declarative.errors import did_you_mean
-        from declarative.training.param_groups import named_items
+        from declarative.assembly.param_groups import named_items
 
         items = named_items(model)
         path = items.get(name, name)

@@ -10,9 +10,13 @@ from typing import Any, Literal
 
 from declarative.callbacks.base import Callback, require_metric
 
-__all__ = ["ModelCheckpoint"]
+__all__ = ["ModelCheckpoint", "FILENAME_PATTERN", "FILENAME_RULE"]
 
 _FIELD = re.compile(r"\{([^{}:]+)(?::([^{}]*))?\}")  # `{name}` or `{name:format}` in a filename template
+# A filename template names a file in dirpath: no folder separators outside its `{fields}` (a field such as
+# `{val/loss}` may hold one: it becomes `_`), so a template cannot reach outside dirpath (`../x`, `/tmp/x`).
+FILENAME_PATTERN = r"^(?:[^/\\{}]|\{[^{}]*\})+$"
+FILENAME_RULE = "may not hold '/' or '\\' outside its {fields}: it names a file in dirpath (put a folder in dirpath)"
 
 
 class ModelCheckpoint(Callback):
@@ -55,6 +59,13 @@ class ModelCheckpoint(Callback):
                              "(e.g. val/loss), or save_top_k to -1 (all), 0 or 1 (the latest)")
         if every_n_epochs is not None and every_n_epochs < 0:
             raise ValueError(f"every_n_epochs must be 0 or more, but got every_n_epochs={every_n_epochs}")
+        if filename is not None and not re.match(FILENAME_PATTERN, filename):
+            raise ValueError(f"filename {filename!r} {FILENAME_RULE}")
+        for name, spec in _FIELD.findall(filename or ""):  # a bad format fails now, not at the first save
+            try:
+                format(0 if name in ("epoch", "step") else 0.0, spec)
+            except ValueError as exc:
+                raise ValueError(f"filename field {{{name}:{spec}}} has a format Python cannot apply ({exc})") from None
         if every_n_train_steps is not None and every_n_train_steps < 0:
             raise ValueError(f"every_n_train_steps must be 0 or more, but got every_n_train_steps={every_n_train_steps}")
         interval = _seconds(train_time_interval) if train_time_interval is not None else None
@@ -92,6 +103,15 @@ class ModelCheckpoint(Callback):
             return
         if self.dirpath is None:
             self.dirpath = str(trainer.checkpoint_dir)
+        from declarative.training.checkpoint import remove_stale_temps
+        from declarative.training.errors import MisconfigurationError
+
+        try:  # a folder it cannot write is found now, not at the first save
+            os.makedirs(self.dirpath, exist_ok=True)
+        except OSError as exc:
+            raise MisconfigurationError(f"cannot make the checkpoint folder {self.dirpath}: {exc.strerror or exc}",
+                                        ("dirpath",)) from None
+        remove_stale_temps(self.dirpath)  # a dirpath that runs share: what killed saves left in it
         if self.monitor is not None:
             require_metric(trainer, self.monitor, "ModelCheckpoint monitor", ("monitor",))
         for name, _ in _FIELD.findall(self.filename or ""):
@@ -151,7 +171,8 @@ class ModelCheckpoint(Callback):
 
         def fill(match: re.Match) -> str:
             name, spec = match.group(1), match.group(2) or ""
-            return f"{name.replace('/', '_')}={format(metrics.get(name, 0), spec)}"
+            value = format(metrics.get(name, 0), spec).replace("/", "_").replace("\\", "_")  # a fill of `/`
+            return f"{name.replace('/', '_')}={value}"
 
         name = _FIELD.sub(fill, self.filename or "{epoch}-{step}")
         if version is not None:

@@ -277,13 +277,15 @@ def build_data(spec, device: torch.device | str = "cpu", *, rank: int = 0, num_r
             present = {role: TensorDataset(split.inputs, split.targets) for role, split in present.items()}
 
     batches: dict[str, Batches | LoaderBatches | None] = dict.fromkeys(roles)
+    drop_last = {role: data.drop_last and role == "train" for role in roles}  # val and test keep every sample
     if mode == "memory":
         for role, split in present.items():
             head = heads[role]
             split = _precomputed(split, Pipeline(pipelines[role][:head]), device)
             rest = Pipeline(pipelines[role][head:])
             batches[role] = Batches(split.inputs, split.targets, _batch_size(data, role), transform=rest or None,
-                                    shuffle=role == "train", seed=spec.seed, rank=rank, num_replicas=num_replicas)
+                                    shuffle=role == "train", seed=spec.seed, rank=rank, num_replicas=num_replicas,
+                                    drop_last=drop_last[role])
         description = f"data: in memory on {device} ({describe_size(held)})"
     else:
         for role, split in present.items():
@@ -293,7 +295,7 @@ def build_data(spec, device: torch.device | str = "cpu", *, rank: int = 0, num_r
             pipeline = Pipeline(pipelines[role])
             batches[role] = LoaderBatches(split, _batch_size(data, role), device=device, settings=settings,
                                           transform=pipeline or None, shuffle=role == "train", seed=spec.seed,
-                                          rank=rank, num_replicas=num_replicas)
+                                          rank=rank, num_replicas=num_replicas, drop_last=drop_last[role])
         description = f"data: DataLoader, {batches['train'].settings.describe()}" + (f" ({reason})" if reason else "")
 
     from declarative.data.mixing import with_batch_transforms

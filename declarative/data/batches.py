@@ -91,13 +91,15 @@ class Batches(EpochPosition):
     Args:
         inputs: (N, *sample) tensor, on the device the batches are for.
         targets: (N, *target) tensor, on the same device.
-        batch_size: Samples per batch; the last batch holds the rest (no drop_last).
+        batch_size: Samples per batch; the last batch holds the rest, unless `drop_last`.
         transform: Applied to each inputs batch with this epoch's generator, ``transform(x, generator)``
             (e.g. a `declarative.data.augment.Pipeline`); None: none.
         shuffle: Draw a new order each epoch (training); False keeps the data's order.
         seed: With the epoch (`set_epoch`), seeds the order, so a run repeats exactly.
         rank, num_replicas: This process's share of a multi-process run (see `shard`); training
             splits (`shuffle`) are padded to equal shares, evaluation splits are not.
+        drop_last: Leave out the last batch when it is short (as DataLoader's drop_last): every batch
+            then has batch_size samples. Default: False
 
     Shape:
         Each step yields ``x`` (B, *sample) after the transform and ``y`` (B, *target), B <= batch_size.
@@ -122,6 +124,7 @@ class Batches(EpochPosition):
         seed: int = 0,
         rank: int = 0,
         num_replicas: int = 1,
+        drop_last: bool = False,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, but got batch_size={batch_size}")
@@ -135,6 +138,7 @@ class Batches(EpochPosition):
         self.seed = seed
         self.rank = rank
         self.num_replicas = num_replicas
+        self.drop_last = drop_last
         self.epoch = 0
         super().__init__()
 
@@ -165,6 +169,8 @@ class Batches(EpochPosition):
         return shard(order, self.rank, self.num_replicas, even=self.shuffle).to(self.device, non_blocking=True)
 
     def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
         return -(-self.num_samples // self.batch_size)  # ceil: the last, short batch counts
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -172,7 +178,7 @@ class Batches(EpochPosition):
         generator = (augment_generator(self.device, self.seed, self.epoch, self.rank) if self.transform is not None
                      else None)
         first = self._start(generator) * self.batch_size
-        for start in range(first, self.num_samples, self.batch_size):
+        for start in range(first, len(self) * self.batch_size, self.batch_size):
             self._yielded += 1
             if order is None:
                 x = self.inputs[start:start + self.batch_size]
@@ -185,4 +191,4 @@ class Batches(EpochPosition):
 
     def __repr__(self) -> str:
         return (f"Batches(num_samples={self.num_samples}, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, device={self.device})")
+                f"shuffle={self.shuffle}, device={self.device}" + (", drop_last=True)" if self.drop_last else ")"))

@@ -151,18 +151,19 @@ class LoaderBatches(EpochPosition):
 
     Args:
         dataset: Per-sample `(input, target)` tensors.
-        batch_size: Samples per batch; the last batch holds the rest.
+        batch_size: Samples per batch; the last batch holds the rest, unless `drop_last`.
         device: Where the batches go.
         settings: num_workers, pin_memory, persistent_workers.
         transform: As `Batches`' transform: ``transform(x, generator)``, on the device.
         shuffle: A new seeded order each epoch (`set_epoch`); False keeps the data's order.
         seed: Seeds the order and the transforms' draws.
         rank, num_replicas: This process's share of a multi-process run (see `EpochSampler`).
+        drop_last: Leave out the last batch when it is short (DataLoader's drop_last). Default: False
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, *, device: torch.device, settings: LoaderSettings,
                  transform: Transform | None = None, shuffle: bool = False, seed: int = 0, rank: int = 0,
-                 num_replicas: int = 1):
+                 num_replicas: int = 1, drop_last: bool = False):
         self.dataset = dataset
         self.batch_size = batch_size
         self.device = torch.device(device)
@@ -175,7 +176,7 @@ class LoaderBatches(EpochPosition):
         self.sampler = EpochSampler(len(dataset), seed, shuffle=shuffle, rank=rank, num_replicas=num_replicas)
         self.loader = DataLoader(
             dataset, batch_size=batch_size, sampler=self.sampler, num_workers=settings.num_workers,
-            pin_memory=settings.pin_memory, persistent_workers=settings.persistent_workers,
+            pin_memory=settings.pin_memory, persistent_workers=settings.persistent_workers, drop_last=drop_last,
             # Seeds the workers' base seed, which would otherwise draw from (and move) the global RNG.
             generator=torch.Generator().manual_seed(seed),
         )
@@ -194,7 +195,8 @@ class LoaderBatches(EpochPosition):
             self.loader.generator.manual_seed(epoch_seed(self.seed, epoch))
 
     def __len__(self) -> int:
-        return -(-len(self.sampler) // self.batch_size)  # the whole epoch's, a resumed one's too
+        samples = len(self.sampler)  # the whole epoch's, a resumed one's too
+        return samples // self.batch_size if self.loader.drop_last else -(-samples // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         non_blocking = self.settings.pin_memory

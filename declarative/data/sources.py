@@ -12,6 +12,7 @@ located spec error at that argument's line.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -216,10 +217,16 @@ def _read_npz(file: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str,
                           f"inputs and a targets array: numpy.savez(path, inputs=..., targets=...)", "path")
     if not magic.startswith(b"PK"):  # numpy would try pickle here, and suggest allowing it
         raise SourceError(f"{file.name} is not a .npz file (a zip archive written by numpy.savez)", "path")
+    if not zipfile.is_zipfile(file):  # numpy would fall back to pickle, and suggest allowing it
+        raise SourceError(f"{file.name} is not a readable .npz file (its zip archive is damaged or cut short); "
+                          f"was it copied whole?", "path")
     try:
         loaded = np.load(file, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:  # e.g. a truncated archive
-        raise SourceError(f"{file.name} is not a readable .npz file ({exc})", "path") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # e.g. a damaged archive
+        if "pickle" in str(exc):  # numpy's advice here is to allow pickle: never
+            raise SourceError(f"{file.name} holds Python objects (pickled object arrays), which dtrain never loads; "
+                              f"store numeric arrays", "path") from None
+        raise SourceError(f"{file.name} is not a readable .npz file ({exc}); was it copied whole?", "path") from None
     with loaded:
         arrays: dict[str, torch.Tensor] = {}
         for name in wanted:
@@ -227,9 +234,12 @@ def _read_npz(file: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str,
                 continue
             try:
                 array = loaded[name]
-            except ValueError as exc:  # object arrays need pickle, which is never allowed
-                raise SourceError(f"{file.name}: array '{name}' holds Python objects ({exc}); "
-                                  f"store numeric arrays", "path") from None
+            except ValueError:  # object arrays need pickle, which is never allowed (nor suggested)
+                raise SourceError(f"{file.name}: array '{name}' holds Python objects (a pickled object array), "
+                                  f"which dtrain never loads; store numeric arrays", "path") from None
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # a damaged member
+                raise SourceError(f"{file.name}: array '{name}' cannot be read ({exc}); was the file copied "
+                                  f"whole?", "path") from None
             arrays[name] = _tensor(array, file, name)
         return list(loaded.files), arrays
 
@@ -243,7 +253,10 @@ def _read_npy(file: Path, argument: str) -> torch.Tensor:
         raise SourceError(f"{file.name} is not a .npy file ({why})", argument)
     try:
         array = np.load(file, allow_pickle=False)
-    except ValueError as exc:  # object arrays need pickle, which is never allowed; a truncated file
+    except (ValueError, OSError, EOFError) as exc:  # object arrays need pickle, which is never allowed; a truncated file
+        if "pickle" in str(exc):  # numpy's advice here is to allow pickle: never
+            raise SourceError(f"{file.name} holds Python objects (a pickled object array), which dtrain never "
+                              f"loads; store a numeric array", argument) from None
         raise SourceError(f"{file.name} is not a readable numeric .npy file ({exc})", argument) from None
     return _tensor(array, file, file.stem, argument)
 
@@ -265,7 +278,7 @@ def _read_pt(file: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
     except UnreadableFile as exc:
         if not exc.pickled_objects:
             raise SourceError(f"{file.name} is not a file written by torch.save ({exc.reason})", "path") from None
-        raise SourceError(f"{file.name} holds Python objects that a weights-only load refuses ({exc.reason}); "
+        raise SourceError(f"{file.name} holds Python objects ({exc.reason}), which dtrain never loads; "
                           f"save a dict of tensors: torch.save({{'inputs': x, 'targets': y}}, path)",
                           "path") from None
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):

@@ -27,6 +27,7 @@ from typing import Union
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from declarative.data.finite import non_finite_message
 from declarative.data.fitted import FittedSource, Rows
 from declarative.data.images import leading_resize
 from declarative.data.sources import SOURCES, Source, SourceError, TensorSplit
@@ -116,9 +117,11 @@ class _Loader:
             raise exc.at(self.spec, component) from None
 
     def _checked_dataset(self, component: Component, data: Dataset, split: str) -> Dataset:
+        argument = next((a for a in PATH_ARGUMENTS if a in component.kwargs), None)
         if len(data) == 0:
-            argument = next((a for a in PATH_ARGUMENTS if a in component.kwargs), None)
             raise SourceError(f"{component.name} ({split} split) has no samples", argument).at(self.spec, component)
+        if isinstance(data, TensorDataset) and len(data.tensors) == 2:  # files decode to integers: nothing to check
+            self._check_finite(component, f"{component.name} ({split} split)", argument, *data.tensors)
         return data
 
     def _checked(self, component: Component, data: TensorSplit, split: str) -> TensorSplit:
@@ -138,7 +141,15 @@ class _Loader:
         integer = not (targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool)
         if integer and targets.dtype != torch.int64:
             targets = targets.long()  # losses take class indices as int64
+        self._check_finite(component, what, argument, inputs, targets)
         return TensorSplit(inputs, targets)
+
+    def _check_finite(self, component: Component, what: str, argument: str | None, inputs: torch.Tensor,
+                      targets: torch.Tensor) -> None:
+        """A NaN or infinity among the samples stops the run here, before training (unless check_finite: false)."""
+        message = non_finite_message(what, inputs, targets) if self.spec.data.check_finite else None
+        if message:
+            raise SourceError(message, argument).at(self.spec, component)
 
 
 def _split_name(loader: _Loader, spec, split: Split) -> tuple[Component, str]:

@@ -19,7 +19,7 @@ from declarative.errors import Problem, SpecError, did_you_mean
 from declarative.model.functional import MULTI_INPUT
 from declarative.model.graph import Parallel, Residual, LayerList, SpecModel, Wiring
 from declarative.model.layers import INFERRED_FROM, LAYERS
-from declarative.model.syntax import CONSTRUCTS, DATA_VALUES, reference_name
+from declarative.model.syntax import CONSTRUCTS, DATA_VALUES, reference_name, split_item
 from declarative.spec.config import Component, Spec
 
 TRACE_BATCH = 2  # a batch of one would trip layers that need more than one value per channel
@@ -101,6 +101,11 @@ def _params(module: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
 
+# The most layers (blocks and constructs counted too) a model may expand to: far beyond real models
+# (a ResNet-152 has about 500), and small enough to plan in seconds.
+MAX_LAYERS = 10_000
+
+
 class _Planner:
     """Walks the spec's layer lists with meta tensors, making the plan tree."""
 
@@ -109,6 +114,7 @@ class _Planner:
         self.data_values = data_values
         self.blocks = spec.model.blocks or {}
         self.block_stack: list[str] = []
+        self.planned = 0  # layers, blocks and constructs planned so far, each copy of a repeat counted
 
     # -- references ------------------------------------------------------------------------------
     def resolve(self, value: Any, scope: dict[str, Any], path: tuple) -> Any:
@@ -209,6 +215,10 @@ class _Planner:
 
     def item(self, component: Component, args: list[torch.Tensor], names: list[str] | None, scope: dict,
              dotted: str, label: str) -> tuple[PlannedNode, Any]:
+        self.planned += 1
+        if self.planned > MAX_LAYERS:  # nested repeats multiply: stop before planning takes minutes
+            raise self.spec.error(component.path, f"the model has more than {MAX_LAYERS:,} layers once repeats and "
+                                                  f"blocks are expanded; a model may have at most {MAX_LAYERS:,}")
         if component.name in CONSTRUCTS:
             if len(args) != 1:
                 raise self.spec.error(component.path + ("input",), f"{label} reads one input, not {len(args)}")
@@ -276,15 +286,14 @@ class _Planner:
 
     def _check_referenced(self, entry, component: Component, kwargs: dict, label: str) -> None:
         """A value that came from a `${...}` reference meets the schema its argument has."""
-        from jsonschema import Draft202012Validator
-
         from declarative.spec.messages import describe, show
+        from declarative.spec.validate import validator_class
 
         for key, raw in component.kwargs.items():
             if key not in entry.params or kwargs[key] == raw:
                 continue
             schema = entry.params[key].schema
-            if not Draft202012Validator(schema).is_valid(kwargs[key]):
+            if not validator_class()(schema).is_valid(kwargs[key]):
                 raise self.spec.error(component.path + (component.name, key),
                                       f"{label}: {key} is {show(kwargs[key])} (from {show(raw)}), but it must be "
                                       f"{describe(schema)}")
@@ -385,6 +394,29 @@ class _Planner:
                            sum(c.trainable for c in children), dotted, children, make)
 
 
+def _expanded_count(items: Any, blocks: dict, using: tuple = ()) -> int:
+    """How many items a layer list becomes once repeats and blocks are expanded, read from the spec without
+    tracing anything (it stops counting past MAX_LAYERS)."""
+    total = 0
+    for item in items if isinstance(items, list) else []:
+        name, kwargs, _ = split_item(item)
+        total += 1
+        kwargs = kwargs if isinstance(kwargs, dict) else {}
+        if name == "repeat":
+            times = kwargs.get("times") if isinstance(kwargs.get("times"), int) else 1
+            total += times * _expanded_count(kwargs.get("layers"), blocks, using)
+        elif name == "parallel":
+            branches = kwargs.get("branches") if isinstance(kwargs.get("branches"), list) else []
+            total += sum(_expanded_count(branch, blocks, using) for branch in branches) + 1
+        elif name in CONSTRUCTS:
+            total += sum(_expanded_count(kwargs.get(key), blocks, using) for key in CONSTRUCTS[name])
+        elif name in blocks and name not in using and isinstance(blocks[name], dict):
+            total += _expanded_count(blocks[name].get("layers"), blocks, using + (name,))
+        if total > MAX_LAYERS:
+            break
+    return total
+
+
 # Layers that take integer ids (token ids), not features: a model that starts with one is traced with int64.
 _ID_LAYERS = ("Embedding", "EmbeddingBag")
 
@@ -410,6 +442,10 @@ def plan_model(spec: Spec) -> ModelPlan:
     values = data_values(spec)
     input_shape = resolve_input(spec, values)
     x = torch.empty((TRACE_BATCH, *input_shape), device="meta", dtype=trace_dtype(spec))
+    raw_layers = [layer.to_yaml() for layer in spec.model.layers]
+    if _expanded_count(raw_layers, spec.model.blocks or {}) > MAX_LAYERS:
+        raise spec.error(("model", "layers"), f"the model has more than {MAX_LAYERS:,} layers once repeats and "
+                                              f"blocks are expanded; a model may have at most {MAX_LAYERS:,}")
     planner = _Planner(spec, values)
     nodes, make, _ = planner.sequence(spec.model.layers, x, dict(values), "")
     return ModelPlan(input_shape, nodes, make)

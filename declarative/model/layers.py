@@ -113,7 +113,7 @@ CONSTRUCT_ENTRIES = [
                        True),
     }, "Branches that each read the same input, combined by a merge layer (add, cat, ...)."),
     Entry("repeat", _construct("repeat"), {
-        "times": Param("times", {"type": "integer", "minimum": 1}, True),
+        "times": Param("times", {"type": "integer", "minimum": 1, "maximum": 10_000}, True),
         "layers": Param("layers", _LAYER_LIST, True),
     }, "The layers `times` times over, each time with weights of its own."),
 ]

@@ -94,6 +94,8 @@ class DataConfig:
     num_workers: int | None = None  # DataLoader settings; None: chosen at run time
     pin_memory: bool | None = None
     persistent_workers: bool | None = None
+    drop_last: bool = False  # drop the training split's last batch when it is short (as DataLoader's drop_last)
+    check_finite: bool = True  # a NaN or infinite value in the data stops the run before training
     path: PathKey = ("data",)
 
     LOADER_SETTINGS = ("loader", "num_workers", "pin_memory", "persistent_workers")
@@ -152,6 +154,9 @@ class TrainerConfig(TrainerSettings):
                "operation has none.")
     benchmark: Union[bool, None] = setting(None, "cuDNN's autotuner (torch.backends.cudnn.benchmark): faster "
                                                  "convolutions for fixed input sizes; none leaves torch's default.")
+    num_threads: Union[Literal["auto"], int] = setting(
+        "auto", "torch's CPU threads (torch.set_num_threads); auto: the CPUs this process may use (affinity, "
+                "cgroup quota).", minimum=1)
     default_root_dir: str = setting("runs", "Runs go to <default_root_dir>/<name>/version_<N>/ (relative to the "
                                             "working directory).")
 
@@ -244,6 +249,8 @@ class Spec:
             value = getattr(self.data, setting)
             if value is not None and value != "auto":
                 data[setting] = value
+        data.update({k: v for k, v in (("drop_last", self.data.drop_last), ("check_finite", self.data.check_finite))
+                     if v != getattr(DataConfig, k)})
         out: dict[str, Any] = {
             "name": self.name,
             **({"description": self.description} if self.description is not None else {}),
@@ -293,7 +300,7 @@ def _split(raw: dict | None, path: PathKey, base: Path) -> Split | None:
 
 
 def _optimizer(raw: str | dict) -> Component:
-    """The optimizer by name, with its `param_groups` (declarative.training.param_groups) beside it."""
+    """The optimizer by name, with its `param_groups` (declarative.assembly.param_groups) beside it."""
     if not isinstance(raw, dict) or "param_groups" not in raw:
         return Component.parse(raw, ("optimizer",))
     rest = {k: v for k, v in raw.items() if k != "param_groups"}
@@ -321,7 +328,7 @@ def spec_from_document(doc: Document) -> Spec:
         targets=d.get("targets", "targets"),
         batch_size=d.get("batch_size", 32),
         eval_batch_size=d.get("eval_batch_size"),
-        **{k: d[k] for k in DataConfig.LOADER_SETTINGS if k in d},
+        **{k: d[k] for k in (*DataConfig.LOADER_SETTINGS, "drop_last", "check_finite") if k in d},
     )
     m = raw["model"]
     model_input = m.get("input", "auto")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
 from declarative.errors import Problem, did_you_mean
 from declarative.spec.document import Document
+
+MAX_UNKNOWN_KEYS = 50  # named one by one in one mapping; the rest are counted
 
 _ARTICLES = {"integer": "an integer", "number": "a number", "boolean": "true or false", "string": "a string",
              "null": "null", "object": "a mapping", "array": "a list"}
@@ -21,11 +24,15 @@ def show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f"'{value}'"
+        return f"'{value}'" if len(value) <= 60 else f"'{value[:60]}...' ({len(value)} characters)"
     if isinstance(value, dict):
         return "a mapping"
-    if isinstance(value, list):
+    if isinstance(value, list):  # a message stays one readable line, whatever the list
+        if len(value) > 8:
+            return "[" + ", ".join(show(v) for v in value[:8]) + f", ... ({len(value)} items)]"
         return "[" + ", ".join(show(v) for v in value) + "]"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if value != value else (".inf" if value > 0 else "-.inf")
     return repr(value)
 
 
@@ -109,11 +116,17 @@ def problems_from_error(error: ValidationError, doc: Document, root: dict) -> li
     instance = error.instance
     kind = error.validator
     name = _name(path)
+    if isinstance(instance, float) and not math.isfinite(instance):
+        return []  # NaN and infinity are reported once, wherever they are (declarative.spec.safety)
 
     if kind == "additionalProperties":
         allowed = list(schema.get("properties", {}))
         out = []
-        for extra in [k for k in instance if k not in allowed]:
+        extras = [k for k in instance if k not in allowed]
+        if len(extras) > MAX_UNKNOWN_KEYS:  # a file of a million unknown keys: name some, count the rest
+            out.append(doc.problem(path, f"{len(extras) - MAX_UNKNOWN_KEYS} more unknown keys in "
+                                         f"{_context(path, schema)}"))
+        for extra in extras[:MAX_UNKNOWN_KEYS]:
             hint = did_you_mean(extra, allowed)
             if extra in schema.get("x-excluded", {}):
                 message = f"{schema['x-registry']} '{extra}' is left out on purpose: {schema['x-excluded'][extra]}"
@@ -185,7 +198,10 @@ def problems_from_error(error: ValidationError, doc: Document, root: dict) -> li
                 if key in instance and any(n not in instance for n in needs)]
 
     if kind in ("type", "anyOf", "oneOf"):
-        return [doc.problem(path, f"{name} must be {describe(schema)}, got {show(instance)}")]
+        hint = ""
+        if isinstance(instance, float) and instance.is_integer() and "integer" in describe(schema):
+            hint = f" — write {int(instance)}, without the decimal point"  # one rule: an integer is written as one
+        return [doc.problem(path, f"{name} must be {describe(schema)}, got {show(instance)}{hint}")]
 
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return [doc.problem(path, f"{name} must be{_bounds(schema)}, got {show(instance)}")]
@@ -195,6 +211,15 @@ def problems_from_error(error: ValidationError, doc: Document, root: dict) -> li
         if kind == "minItems" and "prefixItems" not in schema:
             return [doc.problem(path, f"{name} needs at least {schema['minItems']} item(s), got {count}")]
         return [doc.problem(path, f"{name} must be {describe(schema)}, got {show(instance)}")]
+
+    if kind in ("minLength", "maxLength"):
+        shown = show(instance if len(instance) <= 40 else instance[:40] + "...")
+        return [doc.problem(path, f"{name} {shown} has {len(instance)} characters; it may have "
+                                  + (f"at most {schema['maxLength']}" if kind == "maxLength"
+                                     else f"at least {schema['minLength']}"))]
+
+    if kind == "pattern" and "x-pattern" in schema:
+        return [doc.problem(path, f"{name} {show(instance)} {schema['x-pattern']}")]
 
     if kind == "pattern":
         return [doc.problem(path, f"{name} {show(instance)} may hold only letters, digits, '.', '_' and '-'")]

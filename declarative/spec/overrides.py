@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from declarative.errors import Location, UsageError
-from declarative.spec.document import Document, _SpecLoader
-
-import yaml
+from declarative.errors import Location, SpecError, UsageError
+from declarative.spec.document import Document, load_text
 
 
 def _parse_path(dotted: str) -> tuple:
@@ -27,10 +25,11 @@ def apply_override(doc: Document, text: str) -> None:
     if not sep or not dotted.strip():
         raise UsageError(f"override '{text}': expected key.path=value, e.g. trainer.max_epochs=3")
     path = _parse_path(dotted.strip())
-    try:
-        value = yaml.load(raw, Loader=_SpecLoader) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"override '{text}': the value is not valid YAML ({exc.__class__.__name__})") from None
+    try:  # the spec file's loader, and its limits: no tags, no alias bombs, no endless nesting
+        value = load_text(raw, "override").data if raw.strip() else None
+    except SpecError as exc:
+        reason = exc.problems[0].message
+        raise UsageError(f"override '{text}': the value is not valid YAML ({reason})") from None
 
     if not isinstance(doc.data, dict):
         doc.data = {}

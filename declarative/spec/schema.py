@@ -263,6 +263,7 @@ def spec_schema() -> dict[str, Any]:
     import torchvision
 
     from declarative.registry import REFERENCE
+    from declarative.spec.safety import MAX_RUN_NAME, RUN_NAME_PATTERN
     from declarative.training.tasks import TASKS
 
     regs = registries()
@@ -277,7 +278,7 @@ def spec_schema() -> dict[str, Any]:
         "required": ["data", "model", "optimizer"],
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+            "name": {"type": "string", "pattern": RUN_NAME_PATTERN, "maxLength": MAX_RUN_NAME,
                      "description": "The run's name: runs go to runs/<name>/version_<N>/. Default: the file name."},
             "description": {"type": "string", "description": "Free text kept with the run."},
             "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1,
@@ -319,6 +320,12 @@ def spec_schema() -> dict[str, Any]:
                     "persistent_workers": {"type": "boolean",
                                            "description": "Keep DataLoader workers between epochs "
                                                           "(default: when there are workers)."},
+                    "drop_last": {"type": "boolean", "default": False,
+                                  "description": "Drop the training split's last batch when it is short "
+                                                 "(as DataLoader's drop_last); validation and test keep every sample."},
+                    "check_finite": {"type": "boolean", "default": True,
+                                     "description": "Stop before training when the data holds a NaN or an infinite "
+                                                    "value; false trains on it anyway."},
                 },
             },
             "model": model_schema(),

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Iterable
 
 from declarative.errors import Location, Problem, SpecError
-from declarative.spec.document import Document, load_file
+from declarative.spec.document import Document, load_file, plain_data_problem
 from declarative.spec.overrides import apply_overrides
+from declarative.spec.safety import non_finite_problems, run_name_problems
 
 REPO_SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "spec.schema.json"
 
@@ -32,14 +33,26 @@ def committed_schema() -> dict:
     return spec_schema()
 
 
+def _is_integer(checker, instance) -> bool:
+    """An integer is an int: JSON Schema would take 32.0 as well, which then fails where torch wants an int."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+@functools.cache
+def validator_class():
+    """Draft 2020-12, with one change: an integer is an int (`32.0` is not), wherever the spec's values are checked."""
+    from jsonschema import Draft202012Validator, validators
+
+    return validators.extend(Draft202012Validator,
+                             type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+
+
 @functools.cache
 def _validator(blocks: str = "{}"):
     """The schema's validator, told the spec's blocks (as JSON, to be a cache key)."""
-    from jsonschema import Draft202012Validator
-
     from declarative.model.syntax import specialise
 
-    return Draft202012Validator(specialise(committed_schema(), json.loads(blocks)))
+    return validator_class()(specialise(committed_schema(), json.loads(blocks)))
 
 
 def _blocks_key(data: dict) -> str:
@@ -64,6 +77,8 @@ def schema_problems(doc: Document) -> list[Problem]:
     for error in validator.iter_errors(doc.data):
         problems.extend(problems_from_error(error, doc, validator.schema))
     problems.extend(_scheduler_problems(doc))
+    problems.extend(non_finite_problems(doc))
+    problems.extend(run_name_problems(doc))
     problems.extend(_optimizer_problems(doc))
     problems.extend(item_problems(doc))
     problems.extend(block_problems(doc, committed_schema()["$defs"]["layer"]["else"]["properties"]))
@@ -191,7 +206,7 @@ def _check_parameters(spec, plan) -> None:
     import torch
 
     from declarative.model.builder import build_model
-    from declarative.training.param_groups import param_groups
+    from declarative.assembly.param_groups import param_groups
 
     with torch.device("meta"):
         model = build_model(spec, plan)
@@ -262,5 +277,8 @@ def load_spec(path: str | Path, overrides: Iterable[str] = (), *, semantic: bool
 def spec_from_data(data: dict, origin: str, *, semantic: bool = True, overrides: Iterable[str] = ()):
     """A spec embedded elsewhere (a checkpoint, a run's spec.yaml already parsed), with command-line
     overrides applied → a checked Spec."""
+    problem = plain_data_problem(data, origin)  # it did not come through the YAML loader and its limits
+    if problem:
+        raise SpecError(problem)
     doc = apply_overrides(Document(file=origin, data=data, positions={(): Location(origin)}), list(overrides))
     return validate_document(doc, semantic=semantic)

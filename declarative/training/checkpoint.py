@@ -8,6 +8,8 @@ Python objects, so opening a checkpoint from elsewhere cannot run code.
 from __future__ import annotations
 
 import os
+import re
+import socket
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -18,17 +20,24 @@ import declarative
 from declarative.errors import Location, Problem, SpecError
 from declarative.safe_load import UnreadableFile, load_weights_only
 
-__all__ = ["VERSION_KEY", "atomic_write", "save_checkpoint", "load_checkpoint"]
+__all__ = ["VERSION_KEY", "atomic_write", "remove_stale_temps", "save_checkpoint", "load_checkpoint"]
 
 VERSION_KEY = "dtrain_version"
 REQUIRED_KEYS = (VERSION_KEY, "spec", "state_dict")
+
+
+# The machine that writes a temp file, in its name: a sweep removes only temp files of this machine's
+# processes that are gone, never one that a live save (here, or on another machine of a shared disk) writes.
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+_TEMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
     """Write a file completely or not at all: a temp file in the same folder, then `os.replace`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # same folder: replace stays atomic
+    # Same folder: replace stays atomic. Host and pid in the name: `remove_stale_temps` knows its writer.
+    tmp = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "xb") as file:
             write(file)
@@ -38,6 +47,36 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     except BaseException:  # KeyboardInterrupt too: never leave a partial file behind
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temp files that saves killed mid-write (kill -9, a crash) left in `folder`: those written
+    on this machine by a process that is gone. Returns what it removed."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:  # no such folder yet: nothing to clean
+        return removed
+    for name in names:
+        found = _TEMP.match(name)
+        if found and found["host"] == _HOST and not _running(int(found["pid"])):
+            path = Path(folder) / name
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:  # removed by another sweep meanwhile, or not ours to remove
+                pass
+    return removed
 
 
 def save_checkpoint(contents: dict[str, Any], path: str | os.PathLike) -> None:
@@ -63,8 +102,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise SpecError(Problem(Location(where), "is a folder, not a checkpoint file")) from None
     except UnreadableFile as exc:
         if exc.pickled_objects:
-            raise _not_a_checkpoint(where, f"it holds Python objects that weights_only loading refuses "
-                                           f"({exc.reason})") from None
+            raise _not_a_checkpoint(where, f"it holds Python objects ({exc.reason}), which dtrain never loads: "
+                                           f"they could run code. A dtrain checkpoint holds only tensors and plain "
+                                           f"values") from None
         raise _not_a_checkpoint(where, f"torch.load cannot read it ({exc.reason})") from None
     if not isinstance(contents, dict):
         raise _not_a_checkpoint(where, f"it holds a {type(contents).__name__}, not a dtrain checkpoint's dict")

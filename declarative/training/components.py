@@ -7,7 +7,7 @@ import torch.nn as nn
 from torch.optim import lr_scheduler
 
 from declarative.registry import Registry
-from declarative.training.schedulers import chain_entries
+from declarative.assembly.schedulers import chain_entries
 
 LOSSES = Registry("loss", list_command="dtrain layers --kind loss")
 OPTIMIZERS = Registry("optimizer", list_command="dtrain layers --kind optimizer")

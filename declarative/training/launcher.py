@@ -59,6 +59,11 @@ def launch(nprocs: int, args: list[str]) -> LaunchOutcome:
             logging.getLogger(name).setLevel(logging.CRITICAL)
     errors_dir = tempfile.mkdtemp(prefix="dtrain-errors-")
     os.environ[ERRORS_DIR_ENV] = errors_dir
+    threads_set = "OMP_NUM_THREADS" not in os.environ
+    if threads_set:  # the processes share this machine's cores: each takes its part (torchrun gives each 1)
+        from declarative.training.threads import usable_cpus
+
+        os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cpus() // nprocs))
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nprocs, run_id=f"dtrain-{uuid.uuid4().hex[:8]}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1)
     try:
@@ -75,6 +80,8 @@ def launch(nprocs: int, args: list[str]) -> LaunchOutcome:
                                   "so far")
     finally:
         del os.environ[ERRORS_DIR_ENV]
+        if threads_set:
+            del os.environ["OMP_NUM_THREADS"]
         shutil.rmtree(errors_dir, ignore_errors=True)
 
 

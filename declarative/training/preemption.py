@@ -65,11 +65,15 @@ def handle_signals() -> Iterator[None]:
 
     def ask_to_stop(signum: int, frame) -> None:
         global _requested
-        if _requested is not None or not _in_loop:  # a second signal, or no step boundary to wait for
+        if _requested is not None or not _in_loop:  # a second signal, or no step boundary to wait for:
+            handler = previous.get(signum)  # what the signal did before (SIGTERM: a Terminated interrupt)
+            if callable(handler):
+                handler(signum, frame)
             raise KeyboardInterrupt
         _requested = signal.Signals(signum).name
 
-    previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous: dict = {}
+    previous.update({sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGTERM, signal.SIGINT)})
     try:
         yield
     finally:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from declarative.training.checkpoint import atomic_write
+from declarative.training.checkpoint import atomic_write, remove_stale_temps
+from declarative.training.errors import MisconfigurationError
 
 __all__ = ["RunDir"]
 
@@ -38,7 +39,14 @@ class RunDir:
     def create(cls, root: str | os.PathLike, name: str, record: str = "") -> "RunDir":
         """Make the next free `<root>/<name>/version_<N>` folder, with `record` as its spec.yaml."""
         parent = Path(root).resolve() / name  # absolute: results.json paths work anywhere
-        parent.mkdir(parents=True, exist_ok=True)
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only place, a file where a folder should be, a full disk
+            raise MisconfigurationError(f"cannot make the run folder {parent}: {exc.strerror or exc}",
+                                        ("trainer", "default_root_dir")) from None
+        for earlier in parent.glob("version_*"):  # what saves of earlier runs, killed mid-write, left
+            remove_stale_temps(earlier)
+            remove_stale_temps(earlier / "checkpoints")
         version = _next_version(parent)
         while True:  # another run may take a number between our look and our mkdir
             try:

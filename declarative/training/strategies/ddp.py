@@ -29,10 +29,6 @@ class ParallelStrategy(Strategy):
         super().setup_environment()
         if dist.is_initialized():
             return
-        if self.root_device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-            # The processes on one machine share its cores: each takes its part, not all of them.
-            local = self.environment.local_world_size if self.environment else 1
-            torch.set_num_threads(max(1, _usable_cpus() // max(local, 1)))
         assert self.environment is not None, "a multi-process strategy needs its launcher's environment"
         self.environment.export()
         backend = self.accelerator.backend if self.accelerator is not None else "gloo"
@@ -106,13 +102,6 @@ class DDPStrategy(ParallelStrategy):
         if enabled and isinstance(module, nn.parallel.DistributedDataParallel):
             return module.no_sync()
         return super().no_backward_sync(module, enabled)
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")  # a failed NCCL collective ends the process

@@ -1,0 +1,179 @@
+"""`dtrain run specs/digits.yaml` against a plain PyTorch script that trains the same model on the same data:
+how much time each spends outside the training loop.
+
+    python benchmarks/startup.py [--repeats 3]
+
+Both run in fresh processes, interleaved, on the CPU with torch's default threads. Each process reports
+its split: imports (from interpreter start-up), planning (spec and model), data (read, split,
+transforms), training (the epochs with their validation, checkpoints and the test) and writing (run
+folder, logs, results). The plain script does what a careful hand-written loop does for the spec: the
+same seeded splits of digits.npz, the same transforms, model, AdamW + OneCycleLR per step, 15 epochs
+with validation each epoch, the best checkpoint by val accuracy and early stopping on val loss, a test
+of the best weights, and a results file. The figure that matters is wall time minus training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Times dtrain's stages by wrapping the functions fit_spec calls; prints them as JSON.
+DTRAIN = r"""
+import json, sys, time
+started = time.perf_counter()
+import torch
+from declarative.run import fit_spec
+from declarative.spec.validate import load_spec
+import declarative.assembly.build, declarative.data, declarative.model.builder, declarative.run
+from declarative.training.trainer import Trainer
+from rich.console import Console
+spent = {"imports": time.perf_counter() - started, "planning": 0.0, "data": 0.0, "training": 0.0, "writing": 0.0}
+
+def timed(owner, name, stage):
+    original = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        begin = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[stage] += time.perf_counter() - begin
+    setattr(owner, name, wrapper)
+
+from declarative.training.run_dir import RunDir
+for owner, name, stage in [(declarative.model.builder, "plan_model", "planning"), (declarative.model.builder, "build_model", "planning"),
+                           (declarative.assembly.build, "data_for_plan", "data"), (declarative.data, "build_data", "data"),
+                           (Trainer, "fit", "training"), (Trainer, "test", "training"), (Trainer, "finalize", "writing"),
+                           (declarative.run, "_result", "writing"), (RunDir, "create", "writing")]:
+    timed(owner, name, stage)
+begin = time.perf_counter()
+spec = load_spec(sys.argv[1], ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu"])
+spent["planning"] += time.perf_counter() - begin
+before = sum(spent[k] for k in ("planning", "data", "training", "writing"))
+begin = time.perf_counter()
+fit_spec(spec, console=Console(file=open("/dev/null", "w")))
+inside = time.perf_counter() - begin
+# the rest of fit_spec's set-up (task, loss, optimizer, scheduler, callbacks, printing) counts as planning
+spent["planning"] += inside - (sum(spent[k] for k in ("planning", "data", "training", "writing")) - before)
+print(json.dumps(spent))
+"""
+
+PLAIN = r"""
+import json, math, sys, time
+started = time.perf_counter()
+import numpy as np
+import torch
+from torch import nn
+spent = {"imports": time.perf_counter() - started}
+
+begin = time.perf_counter()
+torch.manual_seed(7)
+arrays = np.load(sys.argv[1])
+x = torch.from_numpy(arrays["inputs"]).float()
+x = (x - 4.88) / 6.02
+y = torch.from_numpy(arrays["targets"])
+order = torch.randperm(len(x), generator=torch.Generator().manual_seed(7))
+n_test = int(0.2 * len(x)); n_val = int(0.1 * (len(x) - n_test))
+test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+spent["data"] = time.perf_counter() - begin
+
+begin = time.perf_counter()
+model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+                      nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10))
+optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+epochs, batch = 15, 64
+steps = epochs * math.ceil(len(train) / batch)
+scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps)
+loss_fn = nn.CrossEntropyLoss()
+spent["planning"] = time.perf_counter() - begin
+
+def evaluate(index):
+    model.eval()
+    with torch.no_grad():
+        out = model(x[index])
+        return loss_fn(out, y[index]).item(), (out.argmax(1) == y[index]).float().mean().item()
+
+begin = time.perf_counter()
+best_acc, best_loss, waited, saving = -1.0, math.inf, 0, 0.0
+for epoch in range(epochs):
+    model.train()
+    for batch_index in torch.randperm(len(train)).split(batch):
+        index = train[batch_index]
+        optimizer.zero_grad()
+        loss = loss_fn(model(x[index]), y[index])
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    val_loss, val_acc = evaluate(val)
+    saved = time.perf_counter()
+    if val_acc > best_acc:
+        best_acc = val_acc
+        torch.save(model.state_dict(), "best.pt")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, "last.pt")
+    saving += time.perf_counter() - saved
+    if val_loss < best_loss:
+        best_loss, waited = val_loss, 0
+    else:
+        waited += 1
+        if waited >= 5:
+            break
+model.load_state_dict(torch.load("best.pt", weights_only=True))
+test_loss, test_acc = evaluate(test)
+spent["training"] = time.perf_counter() - begin
+
+begin = time.perf_counter()
+with open("results.json", "w") as file:
+    json.dump({"val/accuracy": best_acc, "test/accuracy": test_acc, "epochs": epoch + 1}, file)
+spent["writing"] = time.perf_counter() - begin
+print(json.dumps(spent))
+"""
+
+STAGES = ("imports", "planning", "data", "training", "writing")
+
+
+def _run(code: str, argument: str, cwd: Path) -> dict[str, float]:
+    begin = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code, argument], capture_output=True, text=True, cwd=cwd,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+    wall = time.perf_counter() - begin
+    if result.returncode != 0:
+        sys.exit(result.stderr)
+    spent = json.loads(result.stdout.strip().splitlines()[-1])
+    return {**{k: spent.get(k, 0.0) for k in STAGES}, "wall": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    spec, data = ROOT / "specs" / "digits.yaml", ROOT / "specs" / "data" / "digits.npz"
+    rows: dict[str, list[dict[str, float]]] = {"dtrain run": [], "plain PyTorch": []}
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(args.repeats):  # interleaved
+            rows["dtrain run"].append(_run(DTRAIN, str(spec), Path(folder)))
+            rows["plain PyTorch"].append(_run(PLAIN, str(data), Path(folder)))
+    import torch
+
+    print(f"{os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"load average {os.getloadavg()[0]:.2f} at the end; medians of {args.repeats}, seconds")
+    print("| | wall | " + " | ".join(STAGES) + " | outside training (wall − training) |")
+    print("|---|---|" + "---|" * len(STAGES) + "---|")
+    outside = {}
+    for name, runs in rows.items():
+        median = {k: statistics.median(r[k] for r in runs) for k in (*STAGES, "wall")}
+        outside[name] = statistics.median(r["wall"] - r["training"] for r in runs)
+        print(f"| {name} | {median['wall']:.2f} | " + " | ".join(f"{median[k]:.2f}" for k in STAGES)
+              + f" | {outside[name]:.2f} |")
+    print(f"\ndtrain spends {outside['dtrain run'] - outside['plain PyTorch']:+.2f} s more outside the training loop")
+
+
+if __name__ == "__main__":
+    main()
