@@ -76,9 +76,19 @@ def run(
     spec_file: Path = typer.Argument(..., help="The spec to run.", metavar="SPEC"),
     overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, metavar="KEY=VALUE"),
     print_spec: bool = typer.Option(False, "--print-spec", help="Print the resolved spec and exit without training."),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="PATH",
+                                         help="Go on exactly where a checkpoint stopped: a .ckpt file, a run folder "
+                                              "(its newest checkpoint) or `last` (the newest run of this spec)."),
 ) -> None:
     """Train, validate and test: logs and checkpoints go to runs/<name>/version_<N>/."""
     spec = _load(spec_file, overrides)
+    if resume is not None:
+        from declarative.assembly.resume import find_checkpoint
+
+        try:
+            resume = str(find_checkpoint(resume, root=spec.trainer.default_root_dir, name=spec.name).resolve())
+        except SpecError as exc:
+            raise _fail(exc) from None
     if print_spec:
         from declarative.assembly.record import spec_text
 
@@ -94,22 +104,64 @@ def run(
     if processes.needs_launch:  # one process per device, started as torchrun would; each runs this command
         from declarative.training.launcher import launch
 
-        outcome = launch(processes.processes, ["run", str(spec_file), *(overrides or []), f"seed={spec.seed}"])
+        resuming = ["--resume", resume] if resume is not None else []
+        seed = [] if resume is not None else [f"seed={spec.seed}"]  # a resume takes the checkpoint's
+        outcome = launch(processes.processes, ["run", str(spec_file), *(overrides or []), *seed, *resuming])
         if outcome.message:
             err.print(outcome.message, markup=False, soft_wrap=True)
         raise typer.Exit(outcome.exit_code)
-    _fit(spec)
+    _fit(spec, resume, overrides or [])
 
 
-def _fit(spec) -> None:
+@app.command(name="resume")
+def resume_run(
+    target: Path = typer.Argument(..., help="A run folder (its newest checkpoint resumes) or a checkpoint.",
+                                  metavar="RUN_FOLDER"),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Changes that keep the training already done: "
+                                                    "trainer.max_epochs=20, where the data lives, callbacks, loggers.",
+                                                    metavar="KEY=VALUE"),
+) -> None:
+    """Go on with a stopped run exactly where it stopped, with the spec its checkpoint embeds."""
+    from declarative.assembly.plugins import plan_processes
+    from declarative.assembly.resume import find_checkpoint
+    from declarative.spec.validate import spec_from_data
+    from declarative.training.checkpoint import load_checkpoint
+    from declarative.training.environments import detect_environment
+
+    try:
+        checkpoint = find_checkpoint(target).resolve()
+        spec = spec_from_data(load_checkpoint(checkpoint)["spec"], origin=str(checkpoint), overrides=overrides or [])
+        processes = plan_processes(spec, detect_environment())
+    except SpecError as exc:
+        raise _fail(exc) from None
+    except UsageError as exc:
+        raise _usage(exc) from None
+    if processes.needs_launch:
+        from declarative.training.launcher import launch
+
+        outcome = launch(processes.processes, ["resume", str(checkpoint), *(overrides or [])])
+        if outcome.message:
+            err.print(outcome.message, markup=False, soft_wrap=True)
+        raise typer.Exit(outcome.exit_code)
+    _fit(spec, str(checkpoint), overrides or [])
+
+
+def _fit(spec, resume: str | None = None, overrides: list[str] | None = None) -> None:
     """Train in this process (alone, or as one process of a launched run)."""
     from declarative.interrupt import Terminated, terminate_as_interrupt
     from declarative.run import fit_spec
     from declarative.training.launcher import launched_here, report_error
+    from declarative.training.preemption import TrainingInterrupted, handle_signals
 
     try:
-        with terminate_as_interrupt():
-            fit_spec(spec, console=out)
+        with terminate_as_interrupt(), handle_signals():  # SIGTERM / SIGINT in training: a resumable
+            fit_spec(spec, console=out, resume_from=resume, overrides=overrides or [])  # checkpoint, then exit
+    except TrainingInterrupted as exc:
+        from declarative.assembly.resume import interrupted_message
+
+        if not launched_here() or os.environ.get("RANK", "0") == "0":
+            err.print(interrupted_message(exc), markup=False)
+        raise typer.Exit(exc.exit_code) from None
     except SpecError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (terminate_as_interrupt): the same cleanup

@@ -56,20 +56,35 @@ class RunResult:
     stopped_early: bool
 
 
-def fit_spec(spec: Spec, *, console: Console | None = None) -> RunResult:
-    """Train a spec, validate it, test it when it has a test split; everything lands in a new run directory."""
+def fit_spec(spec: Spec, *, console: Console | None = None, resume_from: str | Path | None = None,
+             overrides: Iterable[str] = ()) -> RunResult:
+    """Train a spec, validate it, test it when it has a test split; everything lands in a new run directory.
+
+    With `resume_from` (a checkpoint file), the run goes on exactly where that checkpoint was saved, in
+    its run folder; `overrides` are recorded there with the resume."""
+    from declarative.assembly import resume
+
     console = console or Console()
+    contents = None
+    if resume_from is not None:
+        contents = load_checkpoint(resume_from)
+        spec = resume.adopt_recorded_seed(spec, contents)
     callbacks, paths = build_callbacks_with_paths(spec)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic, benchmark=spec.trainer.benchmark), \
             intra_op_threads(spec.trainer.num_threads) as threads:
         run = assemble(spec, console=console, callbacks=callbacks, callback_paths=paths)
         try:
-            return _fit(run, console, threads)
+            if contents is None:
+                return _fit(run, console, threads)
+            checkpoint = Path(resume_from)
+            resume.check_same_training(run.spec, contents, checkpoint)
+            return _fit(run, console, threads, (checkpoint, contents, resume.run_folder_of(checkpoint, contents),
+                                                list(overrides)))
         finally:
             run.strategy.teardown()
 
 
-def _fit(run: Assembly, console: Console, threads: str) -> RunResult:
+def _fit(run: Assembly, console: Console, threads: str, resuming: tuple | None = None) -> RunResult:
     from declarative.assembly.preflight import check_before_training
 
     spec, trainer, strategy, data = run.spec, run.trainer, run.strategy, run.data
@@ -97,13 +112,21 @@ def _fit(run: Assembly, console: Console, threads: str) -> RunResult:
     # learn its path, for ModelCheckpoint's folder.
     fast_dev_run = spec.trainer.settings().fast_dev_batches > 0  # writes nothing, as Lightning's
     run_dir = None
-    if strategy.is_global_zero and not fast_dev_run:
-        try:
-            run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec))
-        except MisconfigurationError as exc:  # a root it cannot make a folder in
-            raise run.locator.error(exc) from None
-    path = strategy.broadcast(str(run_dir.path) if run_dir else None)
-    run_dir = RunDir(Path(path)) if path else None
+    if resuming is not None:  # the run goes on in its own folder, which records the resume
+        run_dir = RunDir(resuming[2])
+        if strategy.is_global_zero:
+            from declarative.assembly.resume import record_resume
+
+            record_resume(run_dir.path, resuming[0], resuming[1], resuming[3])
+            run_dir.write_record(spec_text(spec))
+    else:
+        if strategy.is_global_zero and not fast_dev_run:
+            try:
+                run_dir = RunDir.create(spec.trainer.default_root_dir, spec.name, spec_text(spec))
+            except MisconfigurationError as exc:  # a root it cannot make a folder in
+                raise run.locator.error(exc) from None
+        path = strategy.broadcast(str(run_dir.path) if run_dir else None)
+        run_dir = RunDir(Path(path)) if path else None
     if run_dir is not None:
         trainer.root_dir = run_dir.path
     record = RunRecord.start(run_dir.path) if strategy.is_global_zero and run_dir is not None else None  # run.json
@@ -111,7 +134,8 @@ def _fit(run: Assembly, console: Console, threads: str) -> RunResult:
     config = _scheduler_config(spec, scheduler)
     status, rejected, error = "failed", False, None
     try:
-        trainer.fit(run.model, run.loss_fn, optimizer, data, config)
+        trainer.fit(run.model, run.loss_fn, optimizer, data, config,
+                    ckpt_path=resuming[1] if resuming is not None else None)
         if data.test is not None:
             trainer.test(run.model, run.loss_fn, data.test, ckpt_path=trainer.best_model_path)
         status = "success"
@@ -119,7 +143,8 @@ def _fit(run: Assembly, console: Console, threads: str) -> RunResult:
         status = "interrupted"
         raise
     except (EngineError, SpecError) as exc:
-        rejected = trainer.global_step == 0  # found by fit's checks or the sanity check: no run happened
+        # found by fit's checks or the sanity check: no run happened (a resumed run's folder stays, always)
+        rejected = trainer.global_step == 0 and resuming is None
         located = run.locator.error(exc) if isinstance(exc, EngineError) else exc
         error = str(located)
         raise located from None

@@ -25,9 +25,11 @@ def val_losses(result) -> list[float]:
 
 def test_callbacks_are_registered_with_their_lightning_arguments():
     assert CALLBACKS.names() == ["BackboneFinetuning", "EarlyStopping", "EMAWeightAveraging", "LearningRateMonitor",
-                                 "ModelCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
+                                 "ModelCheckpoint", "OnExceptionCheckpoint", "StochasticWeightAveraging",
+                                 "WeightAveraging"]
     assert set(CALLBACKS["ModelCheckpoint"].params) == {"dirpath", "filename", "monitor", "mode", "save_top_k",
-                                                        "save_last", "every_n_epochs"}
+                                                        "save_last", "every_n_epochs", "every_n_train_steps",
+                                                        "train_time_interval", "save_on_train_epoch_end"}
     assert CALLBACKS["EarlyStopping"].required == ["monitor"]
 
 
@@ -171,10 +173,32 @@ def test_checkpoint_keeps_the_callbacks_state(tmp_path):
     result = run(tmp_path, "callbacks=[{ModelCheckpoint: {monitor: val/accuracy, mode: max}}, "
                            "{EarlyStopping: {monitor: val/loss}}]")
     state = load_checkpoint(result.best_model_path)["callbacks"]
-    checkpoint_state = state["ModelCheckpoint{'monitor': 'val/accuracy', 'mode': 'max', 'every_n_epochs': 1}"]
+    checkpoint_state = state["ModelCheckpoint{'monitor': 'val/accuracy', 'mode': 'max', 'every_n_train_steps': 0, "
+                             "'every_n_epochs': 1, 'train_time_interval': None}"]
     assert checkpoint_state["best_model_path"] == result.best_model_path
     assert state["EarlyStopping{'monitor': 'val/loss', 'mode': 'min'}"]["patience"] == 3
     restored = ModelCheckpoint(monitor="val/accuracy", mode="max")
     restored.load_state_dict(checkpoint_state)
     assert restored.best_model_path == result.best_model_path
 
+
+
+def test_model_checkpoint_saves_every_n_train_steps_in_the_middle_of_epochs(tmp_path):
+    """3 steps an epoch, 2 epochs: steps 2, 4 and 6, each file resumable where it was saved."""
+    from declarative.training.checkpoint import load_checkpoint
+
+    result = run(tmp_path, "callbacks=[{ModelCheckpoint: {every_n_train_steps: 2, save_top_k: -1}}]")
+    assert checkpoint_names(result) == ["epoch=0-step=2.ckpt", "epoch=1-step=4.ckpt", "epoch=1-step=6.ckpt"]
+    loop = load_checkpoint(result.run_dir / "checkpoints" / "epoch=1-step=4.ckpt")["loop"]
+    assert (loop["epoch"], loop["batch"], loop["global_step"]) == (1, 1, 4)  # after the 2nd epoch's 1st batch
+
+
+def test_model_checkpoint_saves_on_train_epoch_end_when_asked(tmp_path):
+    result = run(tmp_path, "callbacks=[{ModelCheckpoint: {save_on_train_epoch_end: true, save_top_k: -1}}]")
+    assert checkpoint_names(result) == ["epoch=0-step=3.ckpt", "epoch=1-step=6.ckpt"]
+
+
+def test_model_checkpoint_time_interval_and_step_interval_exclude_each_other(tmp_path):
+    with pytest.raises(SpecError, match="every_n_train_steps and train_time_interval exclude each other"):
+        run(tmp_path, "callbacks=[{ModelCheckpoint: {every_n_train_steps: 2, train_time_interval: '00:10:00'}}]")
+    assert ModelCheckpoint(train_time_interval="01:30:00").train_time_interval == 5400

@@ -22,7 +22,7 @@ def test_a_checkpoint_is_plain_data_that_loads_with_weights_only(tmp_path):
                  "callbacks=[{ModelCheckpoint: {monitor: val/loss, save_last: true}}]")
     contents = torch.load(result.last_model_path, weights_only=True)
     assert set(contents) == {"dtrain_version", "spec", "state_dict", "optimizer_states", "lr_schedulers", "precision",
-                             "epoch", "global_step", "metrics", "callbacks", "vocabulary"}
+                             "epoch", "global_step", "metrics", "callbacks", "vocabulary", "loop"}
     assert contents["dtrain_version"] == declarative.__version__
     assert contents["spec"] == make_spec(tmp_path, "scheduler={StepLR: {step_size: 1}}", "optimizer={Adam: {lr: 0.01}}",
                                          "callbacks=[{ModelCheckpoint: {monitor: val/loss, save_last: true}}]"
@@ -30,7 +30,10 @@ def test_a_checkpoint_is_plain_data_that_loads_with_weights_only(tmp_path):
     assert (contents["epoch"], contents["global_step"]) == (1, 6)
     assert contents["metrics"]["val/loss"] == pytest.approx(result.val_metrics["val/loss"])
     assert len(contents["optimizer_states"]) == 1 and len(contents["lr_schedulers"]) == 1
-    assert contents["lr_schedulers"][0]["last_epoch"] == 1  # stepped once after epoch 0; saved before epoch 1's step
+    # Written at the epoch's end, after its scheduler step: it resumes at the start of the next epoch.
+    assert contents["lr_schedulers"][0]["last_epoch"] == 2
+    assert {k: contents["loop"][k] for k in ("epoch", "batch", "global_step")} == {"epoch": 2, "batch": 0,
+                                                                                   "global_step": 6}
     assert set(contents["state_dict"]) == {"layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"}
 
 

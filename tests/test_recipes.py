@@ -290,8 +290,8 @@ callbacks: [{StochasticWeightAveraging: {swa_lrs: 0.05, swa_epoch_start: 2, anne
     contents = saved(result)
     assert contents["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.05)
     state = contents["callbacks"]["StochasticWeightAveraging"]
-    # last.ckpt is written at the last validation, inside epoch 3: epoch 2's weights are averaged by then
-    assert state["n_averaged"] == 1
+    # last.ckpt is written at the end of epoch 3, after every epoch-end hook: epochs 2 and 3 are averaged by then
+    assert state["n_averaged"] == 2
     assert not torch.equal(state["current_model_state"]["layers.4.weight"], contents["state_dict"]["layers.4.weight"])
     assert result.val_metrics["val/loss"] > 0
 

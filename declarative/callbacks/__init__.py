@@ -4,6 +4,7 @@
       - ModelCheckpoint: {monitor: val/accuracy, mode: max}
       - EarlyStopping: {monitor: val/loss, patience: 3}
       - LearningRateMonitor
+      - OnExceptionCheckpoint
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from declarative.callbacks.early_stopping import EarlyStopping
 from declarative.callbacks.finetuning import BackboneFinetuning
 from declarative.callbacks.lr_monitor import LearningRateMonitor
 from declarative.callbacks.model_checkpoint import FILENAME_PATTERN, FILENAME_RULE, ModelCheckpoint
+from declarative.callbacks.on_exception import OnExceptionCheckpoint
 from declarative.callbacks.weight_averaging import EMAWeightAveraging, StochasticWeightAveraging, WeightAveraging
 from declarative.registry import Param, Registry
 
 __all__ = ["BackboneFinetuning", "CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric",
-           "EMAWeightAveraging", "StochasticWeightAveraging", "WeightAveraging"]
+           "EMAWeightAveraging", "OnExceptionCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
 _checkpoint = CALLBACKS.add_class(ModelCheckpoint, constraints={"save_top_k": {"minimum": -1},
-                                                               "every_n_epochs": {"minimum": 0}})
+                                                               "every_n_epochs": {"minimum": 0},
+                                                               "every_n_train_steps": {"minimum": 0}})
 _checkpoint.params["filename"] = Param("filename", {"type": ["string", "null"], "pattern": FILENAME_PATTERN,
                                                     "x-pattern": FILENAME_RULE, "default": None}, False)
 CALLBACKS.add_class(EarlyStopping, constraints={"patience": {"minimum": 0}, "min_delta": {"minimum": 0}})
@@ -36,3 +39,4 @@ CALLBACKS.add_class(EMAWeightAveraging, constraints={"decay": {"minimum": 0, "ma
                                                    "update_starting_at_epoch": {"minimum": 0}})
 CALLBACKS.add_class(StochasticWeightAveraging, constraints={"swa_lrs": {"minimum": 0}, "swa_epoch_start": {"minimum": 0},
                                                           "annealing_epochs": {"minimum": 1}})
+CALLBACKS.add_class(OnExceptionCheckpoint)

@@ -56,6 +56,8 @@ class TrainerView(Protocol):
 
     def save_checkpoint(self, path: str | Path) -> None: ...
 
+    def remove_checkpoint(self, path: str | Path) -> None: ...
+
 
 class Callback:
     """Base class for callbacks: override the hooks you need."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from typing import Any, Literal
 
 from declarative.callbacks.base import Callback, require_metric
@@ -21,7 +22,9 @@ FILENAME_RULE = "may not hold '/' or '\\' outside its {fields}: it names a file 
 class ModelCheckpoint(Callback):
     """Save checkpoints during training, with Lightning's arguments and meaning.
 
-    Saves after each validation run (after each training epoch when there is no validation).
+    Saves after each validation run (after each training epoch when there is no validation), and during
+    an epoch every N training steps or every so much time when asked to. A save asked for during a step
+    is written at the step's end: every checkpoint resumes exactly (`dtrain run --resume`).
 
     Args:
         dirpath: folder for the checkpoints. Default: ``<run dir>/checkpoints``
@@ -31,7 +34,13 @@ class ModelCheckpoint(Callback):
         mode: ``min`` or ``max``: whether a lower or a higher monitored value is better. Default: min
         save_top_k: how many of the best checkpoints to keep; -1 keeps all, 0 none. Default: 1
         save_last: also save ``last.ckpt`` each time. Default: None (no)
-        every_n_epochs: save every this many epochs; 0 never. Default: 1
+        every_n_epochs: save every this many epochs; 0 never. Default: 1, or 0 when every_n_train_steps or
+            train_time_interval is given (they exclude each other, as in Lightning)
+        every_n_train_steps: save every this many optimizer steps, in the middle of epochs too. Default: None
+        train_time_interval: save when this much training time has passed since the last save: seconds, or
+            ``"HH:MM:SS"``. Default: None
+        save_on_train_epoch_end: save at the end of the training epoch rather than after validation.
+            Default: None (after validation when the run validates)
     """
 
     CHECKPOINT_NAME_LAST = "last"
@@ -39,7 +48,8 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, dirpath: str | None = None, filename: str | None = None, monitor: str | None = None,
                  mode: Literal["min", "max"] = "min", save_top_k: int = 1, save_last: bool | None = None,
-                 every_n_epochs: int = 1):
+                 every_n_epochs: int | None = None, every_n_train_steps: int | None = None,
+                 train_time_interval: float | str | None = None, save_on_train_epoch_end: bool | None = None):
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be one of {{'min', 'max'}}, but got mode={mode!r}")
         if save_top_k < -1:
@@ -47,7 +57,7 @@ class ModelCheckpoint(Callback):
         if monitor is None and save_top_k not in (-1, 0, 1):
             raise ValueError(f"save_top_k={save_top_k} needs a monitor to rank checkpoints by — set monitor "
                              "(e.g. val/loss), or save_top_k to -1 (all), 0 or 1 (the latest)")
-        if every_n_epochs < 0:
+        if every_n_epochs is not None and every_n_epochs < 0:
             raise ValueError(f"every_n_epochs must be 0 or more, but got every_n_epochs={every_n_epochs}")
         if filename is not None and not re.match(FILENAME_PATTERN, filename):
             raise ValueError(f"filename {filename!r} {FILENAME_RULE}")
@@ -56,6 +66,15 @@ class ModelCheckpoint(Callback):
                 format(0 if name in ("epoch", "step") else 0.0, spec)
             except ValueError as exc:
                 raise ValueError(f"filename field {{{name}:{spec}}} has a format Python cannot apply ({exc})") from None
+        if every_n_train_steps is not None and every_n_train_steps < 0:
+            raise ValueError(f"every_n_train_steps must be 0 or more, but got every_n_train_steps={every_n_train_steps}")
+        interval = _seconds(train_time_interval) if train_time_interval is not None else None
+        given = [name for name, value in (("every_n_epochs", every_n_epochs), ("every_n_train_steps",
+                 every_n_train_steps), ("train_time_interval", interval)) if value]
+        if len(given) > 1:
+            raise ValueError(f"{' and '.join(given)} exclude each other — keep one of them")
+        if every_n_epochs is None:
+            every_n_epochs = 0 if (every_n_train_steps or interval) else 1
         self.dirpath = dirpath
         self.filename = filename
         self.monitor = monitor
@@ -63,6 +82,11 @@ class ModelCheckpoint(Callback):
         self.save_top_k = save_top_k
         self.save_last = save_last
         self.every_n_epochs = every_n_epochs
+        self.every_n_train_steps = every_n_train_steps or 0
+        self.train_time_interval = interval
+        self.save_on_train_epoch_end = save_on_train_epoch_end
+        self._last_global_step_saved = -1
+        self._last_time = time.monotonic()
         self.best_k_models: dict[str, float] = {}
         self.kth_best_model_path = ""
         self.best_model_path = ""
@@ -71,7 +95,8 @@ class ModelCheckpoint(Callback):
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(monitor=self.monitor, mode=self.mode, every_n_epochs=self.every_n_epochs)
+        return self._generate_state_key(monitor=self.monitor, mode=self.mode, every_n_train_steps=self.every_n_train_steps,
+                                        every_n_epochs=self.every_n_epochs, train_time_interval=self.train_time_interval)
 
     def setup(self, trainer: Any, model: Any, stage: str) -> None:
         if stage != "fit":
@@ -93,19 +118,46 @@ class ModelCheckpoint(Callback):
             if name not in ("epoch", "step"):
                 require_metric(trainer, name, "ModelCheckpoint filename field", ("filename",))
 
+    def on_train_start(self, trainer: Any, model: Any) -> None:
+        self._last_time = time.monotonic()
+
+    def on_train_batch_end(self, trainer: Any, model: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._last_global_step_saved == trainer.global_step:
+            return  # a step of gradient accumulation, or one already saved
+        due = bool(self.every_n_train_steps) and trainer.global_step % self.every_n_train_steps == 0
+        if self.train_time_interval is not None:
+            due = time.monotonic() - self._last_time >= self.train_time_interval
+            strategy = getattr(trainer, "strategy", None)
+            if strategy is not None:
+                due = strategy.broadcast(due)  # process 0's clock decides for all: every process saves together
+        if due:
+            self._save(trainer)
+
     def on_validation_end(self, trainer: Any, model: Any) -> None:
-        if not trainer.sanity_checking:
+        if not trainer.sanity_checking and not self._saves_on_train_epoch_end(trainer):
             self._save_if_due(trainer)
 
     def on_train_epoch_end(self, trainer: Any, model: Any) -> None:
-        if not trainer.has_validation:
+        if self._saves_on_train_epoch_end(trainer):
             self._save_if_due(trainer)
+
+    def _saves_on_train_epoch_end(self, trainer: Any) -> bool:
+        if self.save_on_train_epoch_end is not None:
+            return self.save_on_train_epoch_end
+        return not trainer.has_validation
 
     def _save_if_due(self, trainer: Any) -> None:
         if self.every_n_epochs < 1 or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
+        if self._last_global_step_saved == trainer.global_step and self.every_n_train_steps:
+            return  # this step's checkpoint is saved already
+        self._save(trainer)
+
+    def _save(self, trainer: Any) -> None:
+        self._last_global_step_saved = trainer.global_step
+        self._last_time = time.monotonic()
         candidates = {**trainer.callback_metrics, "epoch": trainer.current_epoch, "step": trainer.global_step}
-        if self.save_top_k != 0:
+        if self.save_top_k != 0 and (self.monitor is None or self.monitor in trainer.callback_metrics):
             if self.monitor is None:
                 self._save_latest(trainer, candidates)
             else:
@@ -140,8 +192,8 @@ class ModelCheckpoint(Callback):
         path = self._free_path(metrics, replacing=previous if self.save_top_k == 1 else None)
         self.best_model_path = path
         trainer.save_checkpoint(path)
-        if self.save_top_k == 1 and previous and previous != path and trainer.is_global_zero:
-            _remove(previous)
+        if self.save_top_k == 1 and previous and previous != path:
+            trainer.remove_checkpoint(previous)
 
     def _save_if_top_k(self, trainer: Any, metrics: dict[str, Any]) -> None:
         current = float(metrics[self.monitor])
@@ -162,8 +214,8 @@ class ModelCheckpoint(Callback):
         self.best_model_path = best(self.best_k_models, key=self.best_k_models.get)
         self.best_model_score = self.best_k_models[self.best_model_path]
         trainer.save_checkpoint(path)
-        if dropped is not None and dropped != path and trainer.is_global_zero:
-            _remove(dropped)
+        if dropped is not None and dropped != path:
+            trainer.remove_checkpoint(dropped)
 
     def _ranks_in_top_k(self, current: float) -> bool:
         if self.save_top_k == -1 or len(self.best_k_models) < self.save_top_k:
@@ -176,7 +228,7 @@ class ModelCheckpoint(Callback):
             "monitor": self.monitor, "best_model_score": self.best_model_score,
             "best_model_path": self.best_model_path, "kth_best_model_path": self.kth_best_model_path,
             "best_k_models": dict(self.best_k_models), "last_model_path": self.last_model_path,
-            "dirpath": self.dirpath,
+            "dirpath": self.dirpath, "last_global_step_saved": self._last_global_step_saved,
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -185,10 +237,21 @@ class ModelCheckpoint(Callback):
         self.kth_best_model_path = state_dict["kth_best_model_path"]
         self.best_k_models = dict(state_dict["best_k_models"])
         self.last_model_path = state_dict["last_model_path"]
+        self._last_global_step_saved = state_dict.get("last_global_step_saved", -1)
 
 
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
+def _seconds(interval: float | str) -> float:
+    """`train_time_interval` in seconds: a number, or "HH:MM:SS" (Lightning takes a timedelta)."""
+    if isinstance(interval, (int, float)) and not isinstance(interval, bool):
+        seconds = float(interval)
+    else:
+        try:
+            parts = [float(part) for part in str(interval).split(":")]
+        except ValueError:
+            parts = []
+        if not 1 <= len(parts) <= 3:
+            raise ValueError(f"train_time_interval must be seconds or 'HH:MM:SS', but got {interval!r}")
+        seconds = sum(part * 60 ** index for index, part in enumerate(reversed(parts)))
+    if seconds <= 0:
+        raise ValueError(f"train_time_interval must be more than 0 seconds, but got {interval!r}")
+    return seconds

@@ -89,6 +89,15 @@ class WeightAveraging(Callback):
         state["current_model_state"] = {k: v.detach().clone() for k, v in current.state_dict().items()}
         state["n_averaged"] = int(self.average.n_averaged)
 
+    def on_load_checkpoint(self, trainer: Any, model: Any, checkpoint: dict) -> None:
+        """A resumed run: the checkpoint's weights are the average; the weights being trained come back to the model."""
+        state = checkpoint.get("callbacks", {}).get(self.state_key, {})
+        if self.average is None or "current_model_state" not in state:
+            return
+        self.average.module.load_state_dict(checkpoint["state_dict"])
+        self.average.n_averaged.fill_(state["n_averaged"])
+        _unwrapped(trainer, model).load_state_dict(state["current_model_state"])
+
     def _tensors(self, module: torch.nn.Module) -> list[torch.Tensor]:
         return [*module.parameters(), *(module.buffers() if self.use_buffers else [])]
 

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import torch
 
-__all__ = ["Batches", "epoch_order", "epoch_seed", "augment_generator", "shard"]
+__all__ = ["Batches", "EpochPosition", "epoch_order", "epoch_seed", "augment_generator", "shard"]
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -54,7 +54,38 @@ def shard(order: torch.Tensor, rank: int, num_replicas: int, even: bool) -> torc
     return order[rank::num_replicas]
 
 
-class Batches:
+class EpochPosition:
+    """Where an epoch's iteration is, for an exact resume: the batches it yielded and the augmentation
+    generator's state after them (`state_dict`); `load_state_dict` makes the next iteration go on
+    from there, with the very draws an iteration that never stopped would make."""
+
+    epoch: int
+
+    def __init__(self) -> None:
+        self._yielded = 0
+        self._generator: torch.Generator | None = None
+        self._resume_at: tuple[int, torch.Tensor | None] | None = None
+
+    def state_dict(self) -> dict:
+        generator = self._generator
+        return {"epoch": self.epoch, "batches": self._yielded,
+                "augment": generator.get_state() if generator is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.set_epoch(state["epoch"])  # type: ignore[attr-defined]
+        self._resume_at = (state["batches"], state["augment"])
+
+    def _start(self, generator: torch.Generator | None) -> int:
+        """Batches to skip in the iteration that begins (0 unless resuming); sets up the generator."""
+        start, augment = self._resume_at or (0, None)
+        self._resume_at = None
+        if generator is not None and augment is not None:
+            generator.set_state(augment)
+        self._generator, self._yielded = generator, start
+        return start
+
+
+class Batches(EpochPosition):
     """Batches of (inputs, targets) held as tensors, sliced in order or in a seeded shuffled order.
 
     Args:
@@ -109,6 +140,7 @@ class Batches:
         self.num_replicas = num_replicas
         self.drop_last = drop_last
         self.epoch = 0
+        super().__init__()
 
     @property
     def num_samples(self) -> int:
@@ -145,7 +177,9 @@ class Batches:
         order = self.order() if self.shuffle or self.num_replicas > 1 else None
         generator = (augment_generator(self.device, self.seed, self.epoch, self.rank) if self.transform is not None
                      else None)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        first = self._start(generator) * self.batch_size
+        for start in range(first, len(self) * self.batch_size, self.batch_size):
+            self._yielded += 1
             if order is None:
                 x = self.inputs[start:start + self.batch_size]
                 y = self.targets[start:start + self.batch_size]

@@ -28,7 +28,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 
-from declarative.data.batches import Transform, augment_generator, epoch_order, shard
+from declarative.data.batches import EpochPosition, Transform, augment_generator, epoch_order, epoch_seed, shard
 
 __all__ = ["EpochSampler", "LoaderBatches", "LoaderSettings", "loader_settings", "memory_budget", "usable_cpus",
            "describe_size"]
@@ -125,6 +125,7 @@ class EpochSampler(Sampler[int]):
         self.rank = rank
         self.num_replicas = num_replicas
         self.epoch = 0
+        self.start = 0  # samples of the next iteration to skip (a resumed epoch), never read
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -141,10 +142,11 @@ class EpochSampler(Sampler[int]):
         return len(range(self.rank, self.num_samples, self.num_replicas))
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._order().tolist())
+        start, self.start = self.start, 0
+        return iter(self._order()[start:].tolist())
 
 
-class LoaderBatches:
+class LoaderBatches(EpochPosition):
     """Batches read through a torch DataLoader, moved to `device` and transformed there, batch-wise.
 
     Args:
@@ -170,8 +172,8 @@ class LoaderBatches:
         self.seed = seed
         self.rank = rank
         self.epoch = 0
-        self.sampler = (EpochSampler(len(dataset), seed, shuffle=shuffle, rank=rank, num_replicas=num_replicas)
-                        if shuffle or num_replicas > 1 else None)
+        super().__init__()
+        self.sampler = EpochSampler(len(dataset), seed, shuffle=shuffle, rank=rank, num_replicas=num_replicas)
         self.loader = DataLoader(
             dataset, batch_size=batch_size, sampler=self.sampler, num_workers=settings.num_workers,
             pin_memory=settings.pin_memory, persistent_workers=settings.persistent_workers, drop_last=drop_last,
@@ -185,17 +187,25 @@ class LoaderBatches:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-        if self.sampler is not None:
-            self.sampler.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
+        if not self.settings.persistent_workers:
+            # Workers started afresh each epoch draw their seeds from the epoch's own seed: a resumed epoch's
+            # workers get the seeds a run that never stopped gave them. (Persistent workers draw theirs once,
+            # the first draw of `seed`, whichever epoch starts them.)
+            self.loader.generator.manual_seed(epoch_seed(self.seed, epoch))
 
     def __len__(self) -> int:
-        return len(self.loader)
+        samples = len(self.sampler)  # the whole epoch's, a resumed one's too
+        return samples // self.batch_size if self.loader.drop_last else -(-samples // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         non_blocking = self.settings.pin_memory
         generator = (augment_generator(self.device, self.seed, self.epoch, self.rank) if self.transform is not None
                      else None)
+        # A resumed epoch: the sampler starts after the batches already trained on, which are not read again.
+        self.sampler.start = self._start(generator) * self.batch_size
         for x, y in self.loader:
+            self._yielded += 1
             x = x.to(self.device, non_blocking=non_blocking)
             y = torch.as_tensor(y).to(self.device, non_blocking=non_blocking)
             if not (y.is_floating_point() or y.is_complex() or y.dtype == torch.bool or y.dtype == torch.int64):
@@ -204,4 +214,4 @@ class LoaderBatches:
 
     def __repr__(self) -> str:
         return (f"LoaderBatches(num_samples={self.num_samples}, batch_size={self.batch_size}, "
-                f"shuffle={getattr(self.sampler, 'shuffle', False)}, device={self.device}, {self.settings.describe()})")
+                f"shuffle={self.sampler.shuffle}, device={self.device}, {self.settings.describe()})")

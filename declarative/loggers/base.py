@@ -16,6 +16,9 @@ class Logger:
     def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
         """Record values at an optimizer step: floats, and nested lists for per-class values and matrices."""
 
+    def purge(self, step: int) -> None:
+        """A resumed run goes on from `step`: forget what was logged at it and after (it is logged again)."""
+
     def finalize(self, status: str) -> None:
         """Flush and close ("success", "failed" or "interrupted")."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,23 @@ class CSVLogger(Logger):
         with open(self.path, "a", newline="", encoding="utf-8") as file:
             csv.DictWriter(file, fieldnames=self.columns).writerow(row)
 
-    def _rewrite_with_header(self) -> None:
-        rows = []
-        if self.path.exists():
-            with open(self.path, newline="", encoding="utf-8") as file:
-                rows = list(csv.DictReader(file))
+    def purge(self, step: int) -> None:
+        """A resumed run: drop the rows logged at `step` and after (the run logs them again), keep the columns."""
+        if not self.path.exists():
+            return
+        text = self.path.read_text(encoding="utf-8")
+        if not text.endswith("\n"):  # a row cut short by a kill
+            text = text[:text.rfind("\n") + 1]
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        self.columns = list(reader.fieldnames or self.columns)
+        self._rewrite_with_header([row for row in reader if int(row["step"]) < step])
+
+    def _rewrite_with_header(self, rows: list[dict] | None = None) -> None:
+        if rows is None:
+            rows = []
+            if self.path.exists():
+                with open(self.path, newline="", encoding="utf-8") as file:
+                    rows = list(csv.DictReader(file))
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with open(tmp, "w", newline="", encoding="utf-8") as file:
             writer = csv.DictWriter(file, fieldnames=self.columns)

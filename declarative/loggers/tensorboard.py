@@ -30,6 +30,13 @@ class TensorBoardLogger(Logger):
         for summary in (experiment, session_start, session_end):
             writer.add_summary(summary)
 
+    def purge(self, step: int) -> None:
+        """A resumed run: TensorBoard hides what earlier files logged at `step` and after (the run logs it again)."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.experiment.close()
+        self.experiment = SummaryWriter(log_dir=self.save_dir, purge_step=step)
+
     def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
         """Scalars; per-class values as `<name>/<class>` scalars; a confusion matrix as a text table."""
         for name, value in scalar_items(metrics):

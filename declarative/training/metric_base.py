@@ -43,6 +43,15 @@ class Metric:
         """The tensors to sum across processes before `compute`."""
         raise NotImplementedError
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The sums so far (every tensor attribute), on the CPU: a checkpoint's partial epoch."""
+        return {name: value.detach().cpu() for name, value in vars(self).items() if isinstance(value, torch.Tensor)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], device: torch.device) -> None:
+        """Continue from the sums `state_dict` returned."""
+        for name, value in state.items():
+            setattr(self, name, value.to(device))
+
 
 class MeanMetric(Metric):
     """Sample-weighted mean of a per-batch value (the loss): sum(value * n) / sum(n)."""

@@ -169,6 +169,15 @@ class StageMetrics:
     def states(self) -> list[torch.Tensor]:
         return self.loss.states() + [s for metric in self.metrics.values() for s in metric.states()]
 
+    def state_dict(self) -> dict[str, dict]:
+        """This process's sums so far (a partial epoch's, in a mid-epoch checkpoint)."""
+        return {"loss": self.loss.state_dict(), **{name: metric.state_dict() for name, metric in self.metrics.items()}}
+
+    def load_state_dict(self, state: dict[str, dict], device: torch.device) -> None:
+        self.loss.load_state_dict(state["loss"], device)
+        for name, metric in self.metrics.items():
+            metric.load_state_dict(state[name], device)
+
 
 def _nested(flat: list[float], shape: tuple[int, ...]) -> list:
     """A flat list as nested lists of `shape`."""

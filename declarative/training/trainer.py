@@ -29,11 +29,13 @@ from rich.console import Console
 
 from declarative.callbacks.base import require_metric
 from declarative.callbacks.model_checkpoint import ModelCheckpoint
+from declarative.training import preemption
 from declarative.training.checkpoint import load_checkpoint, save_checkpoint
 from declarative.training.errors import (EngineError, MisconfigurationError, NonFiniteLossError, StepError,
                                          is_peer_failure)
 from declarative.training.metrics import MetricInputError, StageMetrics
 from declarative.training.precision import PrecisionPlugin
+from declarative.training.resume import gather_objects, load_rng_state, rng_state, to_cpu
 from declarative.training.settings import TrainerSettings
 from declarative.training.strategies import Strategy
 
@@ -137,6 +139,14 @@ class Trainer:
         self._nonfinite_step: torch.Tensor | None = None  # first step whose training loss was not finite, -1: none
         self._device_step: torch.Tensor | None = None  # global_step, kept on the device
         self._fit_started = 0.0  # time.monotonic() when fit began, for max_time
+        # The loop's position at the last step boundary (None between boundaries): what a checkpoint resumes from.
+        self._position: dict[str, Any] | None = None
+        self._batches_done = 0  # training batches of the current epoch done
+        self._rows_at_step: list[dict[str, Any]] = []  # the rows logged at `_rows_step` (the latest step)
+        self._rows_step = -1
+        # Checkpoint saves and removals asked for during a step or an epoch end, done at the boundary that follows.
+        self._deferred: list[tuple] | None = None
+        self._resume: dict[str, Any] | None = None  # the checkpoint being resumed, until its epoch is restored
 
     # ----------------------------------------------------------------------------------------
     # What callbacks read (the TrainerView protocol of declarative/callbacks/base.py)
@@ -194,24 +204,60 @@ class Trainer:
             self.console.print(message, markup=False, highlight=False)
 
     def save_checkpoint(self, path: str | Path) -> None:
-        """Save the run's state to `path`; every process must call it (FSDP gathers), process 0 writes."""
+        """Save the run's state to `path`; every process must call it (FSDP gathers), process 0 writes.
+
+        Asked for during a training step or an epoch's end, the file is written at the step boundary that
+        follows (before the next batch), so that it resumes exactly there."""
+        if self._deferred is not None:
+            self._deferred.append(("save", str(path), self.current_epoch))
+        else:
+            self._write_checkpoint(str(path), self.current_epoch)
+
+    def remove_checkpoint(self, path: str | Path) -> None:
+        """Delete a checkpoint file (process 0), after the saves asked for before it: a good file goes only once
+        its successor is whole."""
+        if self._deferred is not None:
+            self._deferred.append(("remove", str(path), None))
+        elif self.is_global_zero:
+            Path(path).unlink(missing_ok=True)
+
+    @property
+    def interrupted_checkpoint_path(self) -> Path:
+        """Where a run stopped by SIGTERM or SIGINT leaves its resumable checkpoint."""
+        return self.checkpoint_dir / "interrupted.ckpt"
+
+    def _write_checkpoint(self, path: str, epoch: int) -> None:
         assert self.model is not None, "save_checkpoint needs a model: call it during fit"
         strategy = self.strategy
+        position = self._position
+        # Each process's generators, data position and partial metric sums (a collective: every process is here).
+        ranks = gather_objects(self._rank_state(), strategy.distributed) if position is not None else []
         contents = {
             **self.checkpoint_extras,
             "state_dict": strategy.model_state_dict(self.model),
             "optimizer_states": [strategy.optimizer_state_dict(self.model, o) for o in self.optimizers],
             "lr_schedulers": [self.lr_scheduler.scheduler.state_dict()] if self.lr_scheduler is not None else [],
             "precision": self.precision.state_dict(),
-            "epoch": self.current_epoch,
+            "epoch": epoch,
             "global_step": self.global_step,
             # Floats; per-class values and confusion matrices stay (nested) lists of floats.
             "metrics": {k: v if isinstance(v, list) else float(v) for k, v in self.callback_metrics.items()},
             "callbacks": self._callback_states(),
+            # None: written between step boundaries (by an exception hook), so it cannot resume exactly.
+            "loop": {**position, "root_dir": str(self.root_dir), "val_metrics": dict(self.val_metrics),
+                     "logged_rows": list(self._rows_at_step), "ranks": ranks} if position is not None else None,
         }
         self._call("on_save_checkpoint", contents)  # Lightning's hook: a callback may change what is saved
         if strategy.is_global_zero:
             save_checkpoint(contents, path)
+
+    def _rank_state(self) -> dict[str, Any]:
+        batches = self.train_dataloader
+        return to_cpu({
+            "rng": rng_state(),
+            "data": batches.state_dict() if hasattr(batches, "state_dict") else None,
+            "train_metrics": self.stage_metrics["train"].state_dict() if self._batches_done else None,
+        })
 
     def _callback_states(self) -> dict[str, dict]:
         """Each stateful callback's state, under its `state_key` (as Lightning keys them)."""
@@ -238,30 +284,47 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         data: DataSplits,
         scheduler: LRSchedulerConfig | None = None,
+        *,
+        ckpt_path: str | Path | dict[str, Any] | None = None,
     ) -> None:
-        """Sanity-check validation, then train (and validate) until a limit or a callback stops it."""
+        """Sanity-check validation, then train (and validate) until a limit or a callback stops it.
+
+        With `ckpt_path` (a checkpoint's path, or its loaded contents), the run goes on exactly where that
+        checkpoint was saved: weights, optimizer, scheduler, precision, callbacks, loop position, every
+        generator and the partial epoch's sums are restored, and the loggers drop what came after it."""
         self.model, self.optimizers, self.lr_scheduler = model, [optimizer], scheduler
         self.train_dataloader = data.train  # Lightning's name; StochasticWeightAveraging's BatchNorm pass reads it
         self.num_train_batches = self.settings.limit("train", len(data.train))
         self.num_val_batches = self.settings.limit("val", len(data.val)) if data.val is not None else 0
         # Every process must agree, or one would wait in validation's all-reduce for the others.
         self._has_validation = self.strategy.reduce_any(self.num_val_batches > 0)
+        resume = self._read_resume(ckpt_path) if ckpt_path is not None else None
         self._fit_started = time.monotonic()
-        self._nonfinite_step = torch.full((), -1, dtype=torch.int64, device=self.device)
-        self._device_step = torch.full((), self.global_step, dtype=torch.int64, device=self.device)
         self._check_scheduler_monitor()
         self._call("setup", "fit")
+        if resume is not None:
+            self._restore(resume, model, optimizer)
+        self._nonfinite_step = torch.full((), -1, dtype=torch.int64, device=self.device)
+        self._device_step = torch.full((), self.global_step, dtype=torch.int64, device=self.device)
         try:
-            self._log_hyperparams(has_test=data.test is not None)
+            if resume is None:
+                self._log_hyperparams(has_test=data.test is not None)
             self._call("on_fit_start")
             self._sanity_check(model, loss_fn, data.val)
             self._call("on_train_start")
+            if resume is not None:
+                self._restore_position(resume)
             parameters = [p for group in optimizer.param_groups for p in group["params"]]
-            while not self._fit_done():
-                self._run_epoch(model, loss_fn, optimizer, parameters, data)
+            self._mark_boundary()
+            self._deferred = []
+            with preemption.stopping_at_boundaries():
+                while not self._fit_done():
+                    self._run_epoch(model, loss_fn, optimizer, parameters, data)
+            self._deferred = None
             self._call("on_train_end")
             self._call("on_fit_end")
         except BaseException as exc:
+            self._deferred = None  # an exception hook's save is written at once
             self._call("on_exception", exc)
             raise
 
@@ -336,9 +399,12 @@ class Trainer:
                    parameters: list[torch.Tensor], data: DataSplits) -> None:
         if hasattr(data.train, "set_epoch"):
             data.train.set_epoch(self.current_epoch)  # reshuffle, seeded per epoch
-        self._call("on_train_epoch_start")
-        self._flush_logs()
-        batches_run = self._train_epoch(model, loss_fn, optimizer, parameters, data.train)
+        resumed = self._resume_epoch(data.train)
+        if not resumed:  # a resumed epoch ran its start hooks before the checkpoint
+            self._call("on_train_epoch_start")
+            self._flush_logs()
+        batches_run = self._train_epoch(model, loss_fn, optimizer, parameters, data.train, resumed)
+        self._position = None  # the epoch's end: no checkpoint resumes until it is over
         if batches_run:
             values = self._compute("train")
             self._check_finite(values.get("train/loss"))
@@ -349,16 +415,22 @@ class Trainer:
         self._flush_logs()
         self._step_scheduler("epoch")
         self.current_epoch += 1
+        self._batches_done = 0
+        self._boundary(epoch_end=True)
 
     def _train_epoch(self, model: torch.nn.Module, loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                     parameters: list[torch.Tensor], batches: BatchSource) -> int:
-        """One pass over the training batches; the number of batches it ran."""
+                     parameters: list[torch.Tensor], batches: BatchSource, resumed: dict | None = None) -> int:
+        """One pass over the training batches (the rest of one, when resumed); the number of batches it ran."""
         model.train()
         metrics = self.stage_metrics["train"]
         metrics.reset(self.device)
+        start = self._batches_done
+        if resumed is not None and resumed["train_metrics"] is not None:
+            metrics.load_state_dict(resumed["train_metrics"], self.device)  # the sums of the batches before
         accumulate = self.settings.accumulate_grad_batches
-        step_loss, micro_batches, batch_idx = None, 0, -1
-        for batch_idx, batch in enumerate(itertools.islice(batches, self.num_train_batches)):
+        step_loss, micro_batches, batch_idx = None, 0, start - 1
+        for batch_idx, batch in enumerate(itertools.islice(batches, self.num_train_batches - start), start):
+            self._position = None  # inside a step: no checkpoint resumes here
             stepping = (batch_idx + 1) % accumulate == 0 or batch_idx + 1 == self.num_train_batches
             inputs, targets = self.precision.convert_input(batch)
             with self.strategy.no_backward_sync(model, not stepping):
@@ -385,9 +457,93 @@ class Trainer:
                 self._flush_logs()
                 self.log_step_due = False
                 self._step_scheduler("step")  # after the batch hooks, so they see the rate this step used
+                self._batches_done = batch_idx + 1
+                self._boundary()
                 if self.max_steps_reached or self._time_up():
                     break
         return batch_idx + 1
+
+    # ----------------------------------------------------------------------------------------
+    # Step boundaries: where checkpoints are written, a run resumes and a stop request is honoured
+
+    def _mark_boundary(self) -> None:
+        self._position = {"epoch": self.current_epoch, "batch": self._batches_done, "global_step": self.global_step,
+                          "should_stop": self.should_stop}
+
+    def _boundary(self, epoch_end: bool = False) -> None:
+        """After a step (or an epoch): write the checkpoints asked for since the last one, then stop if a
+        signal asked to (on every process at the same step: they agree where they sync anyway)."""
+        self._mark_boundary()
+        deferred, self._deferred = self._deferred or [], []
+        for action, path, epoch in deferred:
+            if action == "save":
+                self._write_checkpoint(path, epoch)
+            elif self.is_global_zero:
+                Path(path).unlink(missing_ok=True)
+        requested = preemption.requested()
+        if self.strategy.distributed:
+            if not (epoch_end or self.global_step % self.settings.log_every_n_steps == 0):
+                return
+            requested = (requested or "a signal") if self.strategy.reduce_any(requested is not None) else None
+        if requested is not None:
+            path = self.interrupted_checkpoint_path
+            self._write_checkpoint(str(path), self.current_epoch)
+            raise preemption.TrainingInterrupted(requested, path, self.current_epoch, self.global_step)
+
+    def _read_resume(self, ckpt_path: str | Path | dict[str, Any]) -> dict[str, Any]:
+        contents = ckpt_path if isinstance(ckpt_path, dict) else load_checkpoint(ckpt_path)
+        loop = contents.get("loop")
+        if not loop or not loop.get("ranks"):
+            raise MisconfigurationError("this checkpoint was saved in the middle of a step (by an exception hook): "
+                                        "it cannot resume exactly — resume from another checkpoint of the run",
+                                        ("ckpt_path",))
+        if len(loop["ranks"]) != self.world_size:
+            raise MisconfigurationError(f"this checkpoint comes from a run of {len(loop['ranks'])} processes; it "
+                                        f"resumes with as many, not {self.world_size}", ("trainer", "devices"))
+        return contents
+
+    def _restore(self, contents: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """The state of every stateful piece, through its load_state_dict."""
+        self.strategy.load_model_state_dict(model, contents["state_dict"])
+        self.strategy.load_optimizer_state_dict(model, optimizer, contents["optimizer_states"][0])
+        if self.lr_scheduler is not None and contents["lr_schedulers"]:
+            self.lr_scheduler.scheduler.load_state_dict(contents["lr_schedulers"][0])
+        self.precision.load_state_dict(contents["precision"])
+        states = contents.get("callbacks", {})
+        for callback in self.callbacks:
+            key = getattr(callback, "state_key", type(callback).__qualname__)
+            if key in states and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(states[key])
+        self._call("on_load_checkpoint", contents)  # Lightning's hook: e.g. weight averaging swaps its weights back
+        loop = contents["loop"]
+        self.current_epoch, self._batches_done = loop["epoch"], loop["batch"]
+        self.global_step, self.should_stop = loop["global_step"], loop["should_stop"]
+        self.callback_metrics = dict(contents.get("metrics", {}))
+        self.val_metrics = dict(loop["val_metrics"])
+        self._resume = loop
+
+    def _restore_position(self, contents: dict[str, Any]) -> None:
+        """Right before the first batch: the loggers forget what came after the checkpoint, and every generator
+        takes the state it had there."""
+        loop = contents["loop"]
+        for logger in self.loggers:
+            if hasattr(logger, "purge"):
+                logger.purge(self.global_step)
+        for row in loop["logged_rows"]:  # the rows of the checkpoint's step, logged again after the purge
+            self._log_row(dict(row))
+        load_rng_state(loop["ranks"][self.strategy.global_rank]["rng"])
+
+    def _resume_epoch(self, batches: BatchSource) -> dict | None:
+        """The resumed epoch's saved state (this process's), once; its batches go on from the checkpoint's."""
+        if self._resume is None:
+            return None
+        state, self._resume = self._resume["ranks"][self.strategy.global_rank], None
+        if not self._batches_done:  # saved at an epoch's end: the next epoch starts as usual
+            return None
+        more = self._batches_done < self.num_train_batches  # else the epoch's batches are all done
+        if more and state["data"] is not None and hasattr(batches, "load_state_dict"):
+            batches.load_state_dict(state["data"])
+        return state
 
     def _forward(self, model: torch.nn.Module, loss_fn: torch.nn.Module, inputs: Any, targets: Any,
                  stage: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -542,6 +698,12 @@ class Trainer:
             return
         row = {"epoch": self.current_epoch, **self._pending_logs}
         self._pending_logs = {}
+        self._log_row(row)
+
+    def _log_row(self, row: dict[str, Any]) -> None:
+        if self._rows_step != self.global_step:
+            self._rows_at_step, self._rows_step = [], self.global_step
+        self._rows_at_step.append(row)
         for logger in self.loggers:
             logger.log_metrics(row, self.global_step)
 

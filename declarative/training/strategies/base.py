@@ -123,3 +123,8 @@ class Strategy:
     def load_model_state_dict(self, module: nn.Module, state: dict[str, Any]) -> None:
         """Load a full state dict (as `model_state_dict` gives it) into the module."""
         self.unwrap(module).load_state_dict(state)
+
+    def load_optimizer_state_dict(self, module: nn.Module, optimizer: torch.optim.Optimizer,
+                                  state: dict[str, Any]) -> None:
+        """Load an optimizer state (as `optimizer_state_dict` gives it)."""
+        optimizer.load_state_dict(state)

@@ -92,6 +92,12 @@ class FSDPStrategy(ParallelStrategy):
 
         set_model_state_dict(module, state, options=StateDictOptions(full_state_dict=True))
 
+    def load_optimizer_state_dict(self, module: nn.Module, optimizer: torch.optim.Optimizer,
+                                  state: dict[str, Any]) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(module, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
 
 @contextlib.contextmanager
 def _gradient_sync_off(module: nn.Module) -> Iterator[None]:
