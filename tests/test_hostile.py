@@ -359,7 +359,8 @@ CASES = [
     bad_checkpoint("checkpoint-spec-escaping-name", embedding(lambda spec: spec.update(name="../../x")),
                    "may hold only letters"),
     Case("checkpoint-missing", ["test", "model.ckpt"], {}, 1, "no such checkpoint file", r"model\.ckpt: "),
-    Case("checkpoint-is-a-folder", ["test", "model.ckpt"], {"model.ckpt/x": b""}, 1, "is a folder", r"model\.ckpt: "),
+    Case("checkpoint-is-a-folder", ["test", "model.ckpt"], {"model.ckpt/x": b""}, 1,
+         "is neither a checkpoint nor a run folder", r"model\.ckpt: "),
     # -- the command line -------------------------------------------------------------------------------------------
     Case("spec-missing", ["validate", "nope.yaml"], {}, 1, "no such file", r"nope\.yaml: "),
     Case("spec-is-a-folder", ["validate", "folder"], {"folder/x": b""}, 1, "is a folder", r"folder: "),
