@@ -5,7 +5,7 @@
 Both sides train the same MLP (784 → width → width → 10, SGD) on the same 8,192 random samples with
 the same global batch: one process takes `batch` samples a step on 2 threads; two processes (gloo,
 `trainer.devices=2`) take `batch / 2` each on 1 thread, and all-reduce their gradients. Each side is
-a real `dtrain run` command; a step's time is the difference between a 4-epoch and a 1-epoch run
+a real `dtrain run` command; a step's time is the difference between a 16-epoch and a 1-epoch run
 divided by the steps in between, so start-up (imports, process launch, rendezvous) is left out.
 Runs are interleaved and the medians reported.
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 SAMPLES = 8192
+LONG = 16  # epochs of the long run; its difference to a 1-epoch run is what is timed
 
 SPEC = """\
 name: ddp-step
@@ -70,14 +71,14 @@ def main() -> None:
     np.savez(folder / "data.npz", inputs=rng.normal(size=(SAMPLES, 784)).astype(np.float32),
              targets=rng.integers(0, 10, SAMPLES))
     (folder / "spec.yaml").write_text(SPEC.format(batch=args.batch, width=args.width))
-    steps = 3 * SAMPLES // args.batch  # between the 1-epoch and the 4-epoch run
+    steps = (LONG - 1) * SAMPLES // args.batch  # between the 1-epoch and the LONG-epoch run
 
     sides = {"1 process x 2 threads": (1, 2), "2 processes x 1 thread (DDP, gloo)": (2, 1)}
     per_step: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(args.repeats):
         for name, (processes, threads) in sides.items():  # interleaved
             short = timed_run(folder, processes, threads, args.batch, 1)
-            long = timed_run(folder, processes, threads, args.batch, 4)
+            long = timed_run(folder, processes, threads, args.batch, LONG)
             per_step[name].append((long - short) / steps * 1000)
 
     print(f"global batch {args.batch}, MLP width {args.width}, {steps} steps timed, {args.repeats} repeats, "

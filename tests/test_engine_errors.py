@@ -51,3 +51,10 @@ def test_a_successful_run_says_so_in_its_results(tmp_path):
     results = json.loads((result.run_dir / "results.json").read_text())
     assert results["status"] == "success" and "error" not in results and results["world_size"] == 1
     assert checkpoint_names(result) == ["last.ckpt"]
+
+
+def test_a_run_may_choose_to_train_on_through_a_non_finite_loss(tmp_path):
+    result = run(tmp_path, "optimizer={SGD: {lr: 1.0e+30}}", "trainer.log_every_n_steps=1",
+                 "trainer.check_finite_loss=false")
+    assert result.global_step == 6  # both epochs ran, as Lightning would
+    assert json.loads((result.run_dir / "results.json").read_text())["status"] == "success"

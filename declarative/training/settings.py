@@ -52,8 +52,9 @@ class TrainerSettings:
     gradient_clip_val: Union[float, None] = setting(None, "Clip gradients at this value (none: no clipping).", minimum=0)
     gradient_clip_algorithm: Literal["norm", "value"] = setting("norm", "Clip by total norm or by value.")
     detect_anomaly: bool = setting(False, "Run the backward pass under torch.autograd's anomaly detection (slow: "
-                                          "names the operation that made a NaN); a non-finite training loss stops the "
-                                          "run either way.")
+                                          "names the operation that made a NaN).")
+    check_finite_loss: bool = setting(True, "Stop the run, naming the epoch and step, when the training loss becomes "
+                                            "NaN or infinite (false: train on, as Lightning does).")
     inference_mode: bool = setting(True, "Evaluate under torch.inference_mode (false: torch.no_grad).")
     enable_progress_bar: bool = setting(True, "Show a progress bar.")
     enable_checkpointing: bool = setting(True, "Without a ModelCheckpoint in callbacks, still save last.ckpt each "

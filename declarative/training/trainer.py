@@ -587,7 +587,7 @@ class Trainer:
 
     def _check_finite(self, value: float | None) -> None:
         """Stop the run when the training loss (read anyway, for logging) is NaN or infinite."""
-        if value is None or value == value and abs(value) != float("inf"):
+        if value is None or not self.settings.check_finite_loss or value == value and abs(value) != float("inf"):
             return
         step = int(self._nonfinite_step.item()) if self._nonfinite_step is not None else -1
         step = step if step >= 0 else self.global_step
