@@ -297,3 +297,17 @@ def test_slurm_tasks_know_their_rank_and_the_first_host():
     assert (environment.main_address, environment.main_port) == ("gpu07", 15000 + 3456)
     assert slurm_hosts("node[01-03,07],login5") == ["node01", "node02", "node03", "node07", "login5"]
     assert detect_environment({**env, "SLURM_JOB_NAME": "bash"}) is None  # an interactive allocation
+
+
+def test_an_fsdp_run_resumes_to_the_weights_of_a_straight_run(tmp_path):
+    setup(tmp_path)
+    fsdp = [*EQUAL, "trainer.devices=2", "trainer.strategy=fsdp", "data.batch_size=8",
+            "callbacks=[{ModelCheckpoint: {every_n_train_steps: 1, save_last: true}}]"]
+    straight = dtrain(tmp_path, "run", "spec.yaml", *fsdp, "trainer.max_epochs=4")
+    assert straight.returncode == 0, straight.stderr
+    first = dtrain(tmp_path, "run", "spec.yaml", *fsdp, "trainer.max_epochs=2")
+    assert first.returncode == 0, first.stderr
+    resumed = dtrain(tmp_path, "resume", str(run_folder(tmp_path, 1)), "trainer.max_epochs=4")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = weights(run_folder(tmp_path, 0)), weights(run_folder(tmp_path, 1))
+    assert all(torch.equal(a[key], b[key]) for key in a)

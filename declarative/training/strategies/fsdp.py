@@ -96,6 +96,10 @@ class FSDPStrategy(ParallelStrategy):
                                   state: dict[str, Any]) -> None:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
+        if not state.get("state"):  # a stateless optimizer (SGD without momentum): only its hyperparameters,
+            for group, saved in zip(optimizer.param_groups, state["param_groups"]):  # which torch's loader cannot
+                group.update({key: value for key, value in saved.items() if key != "params"})  # place on a device
+            return
         set_optimizer_state_dict(module, optimizer, state, options=StateDictOptions(full_state_dict=True))
 
 
