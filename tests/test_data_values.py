@@ -41,7 +41,8 @@ trainer: {{max_epochs: 1}}
 
 def dtrain(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "declarative", *args], capture_output=True, text=True, env=env, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "declarative", *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=300)
 
 
 def test_validate_checks_a_cifar10_model_whose_files_are_not_here(tmp_path):

@@ -58,7 +58,8 @@ def test_init_on_an_image_folder_gives_a_spec_that_trains_and_runs_lists_the_run
     crashed = work / "runs" / "pets" / "version_1"
     crashed.mkdir()
     (crashed / "spec.yaml").write_text((work / "runs" / "pets" / "version_0" / "spec.yaml").read_text())
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          timeout=60)
     (crashed / "run.json").write_text(json.dumps({**record, "status": "running", "pid": int(gone.stdout),
                                                   "started": "2999-01-01T00:00:00+00:00"}))
     listed = dtrain("runs", cwd=work)

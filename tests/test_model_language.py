@@ -50,7 +50,7 @@ def spec_error(path: Path) -> str:
 
 def dtrain(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "declarative", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=ROOT)
+                          env={**os.environ, **(env or {})}, cwd=ROOT, timeout=300)
 
 
 RESNET_1000 = ["model.input=[3,224,224]", "model.layers.13.Linear.out_features=1000"]
