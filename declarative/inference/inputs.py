@@ -97,7 +97,7 @@ def _encode_csv(trained, file: Path) -> torch.Tensor:
 
 
 def _read_array(file: Path) -> torch.Tensor:
-    from declarative.data.sources import SourceError, _read_npy, _read_npz, _read_pt
+    from declarative.data.sources import SourceError, _read_npy, _read_npz
 
     suffix = file.suffix.lower()
     try:

@@ -15,7 +15,6 @@ Every entry is optional: a source it cannot describe is simply not described.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 __all__ = ["vocabulary", "csv_encoding"]

@@ -248,10 +248,10 @@ class Spec:
         data["batch_size"] = self.data.batch_size
         if self.data.eval_batch_size is not None:
             data["eval_batch_size"] = self.data.eval_batch_size
-        for setting in DataConfig.LOADER_SETTINGS:  # what the spec set; the rest is chosen at run time
-            value = getattr(self.data, setting)
+        for name in DataConfig.LOADER_SETTINGS:  # what the spec set; the rest is chosen at run time
+            value = getattr(self.data, name)
             if value is not None and value != "auto":
-                data[setting] = value
+                data[name] = value
         data.update({k: v for k, v in (("drop_last", self.data.drop_last), ("check_finite", self.data.check_finite))
                      if v != getattr(DataConfig, k)})
         out: dict[str, Any] = {

@@ -121,7 +121,7 @@ class Trainer:
         self.model: torch.nn.Module | None = None
         self.optimizers: list[torch.optim.Optimizer] = []
         self.lr_scheduler: LRSchedulerConfig | None = None
-        self.train_dataloader: Batches | None = None  # set by fit
+        self.train_dataloader: BatchSource | None = None  # set by fit
         self.current_epoch = 0
         self.global_step = 0
         self.should_stop = False
