@@ -23,6 +23,7 @@ from rich.console import Console
 from declarative.assembly.build import Assembly, assemble
 from declarative.assembly.record import spec_text
 from declarative.assembly.tasks import task_summary
+from declarative.assembly.tuning import adopt_tuned, tune, tuned_results
 from declarative.callbacks import CALLBACKS, ModelCheckpoint
 from declarative.errors import Location, Problem, SpecError
 from declarative.loggers import LOGGERS
@@ -69,6 +70,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None, resume_from: str | P
     if resume_from is not None:
         contents = load_checkpoint(resume_from)
         spec = resume.adopt_recorded_seed(spec, contents)
+        spec = adopt_tuned(spec, contents)  # what the run's finders chose, as its checkpoint records it
     callbacks, paths = build_callbacks_with_paths(spec)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic, benchmark=spec.trainer.benchmark), \
             intra_op_threads(spec.trainer.num_threads) as threads:
@@ -90,6 +92,8 @@ def _fit(run: Assembly, console: Console, threads: str, resuming: tuple | None =
     spec, trainer, strategy, data = run.spec, run.trainer, run.strategy, run.data
     optimizer = OPTIMIZERS.build_component(spec.optimizer, spec,
                                            params=param_groups(strategy.unwrap(run.model), spec.optimizer, spec))
+    run = tune(run, optimizer, resuming=resuming is not None)  # the finders, before the scheduler reads the rates
+    spec, data = run.spec, run.data
     try:
         check_before_training(spec, run.plan, data)  # a scheduler too short, a batch BatchNorm cannot train on
         scheduler = build_scheduler(spec, optimizer, spec.trainer.settings().limit("train", len(data.train)))
@@ -196,6 +200,7 @@ def _result(trainer: Trainer, run_dir: RunDir | None, status: str, error: str | 
             "world_size": trainer.world_size,
             "val": result.val_metrics,
             "test": result.test_metrics,
+            **tuned_results(trainer.callbacks),
         })
     return result
 
