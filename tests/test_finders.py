@@ -42,7 +42,8 @@ logger: false
 def write(tmp_path: Path, extra: str = "", samples: int = 256) -> Path:
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(samples, 4)).astype(np.float32)
-    targets = (inputs @ np.array([1.5, -2.0, 0.5, 3.0], dtype=np.float32))[:, None] + 0.1 * rng.normal(size=(samples, 1))
+    weights = np.array([1.5, -2.0, 0.5, 3.0], dtype=np.float32)
+    targets = (inputs @ weights)[:, None] + 0.1 * rng.normal(size=(samples, 1))
     data = tmp_path / "data.npz"
     np.savez(data, inputs=inputs, targets=targets.astype(np.float32))
     path = tmp_path / "spec.yaml"
@@ -110,12 +111,13 @@ def test_lr_finder_stops_when_the_loss_diverges_and_reports_without_applying(tmp
         "optimizer"] == {"SGD": {"lr": 1e-8}}
 
 
+GROUPS = "optimizer:\n  SGD: {lr: 1.0e-8}\n  param_groups:\n    - params: {names: ['*.bias']}\n      lr: 1.0e-9\n"
+
+
 def test_lr_finder_keeps_param_group_ratios_and_onecycle_peaks_at_the_rate_found(tmp_path):
-    groups = ("optimizer:\n  SGD: {lr: 1.0e-8}\n  param_groups:\n    - params: {names: ['*.bias']}\n"
-              "      lr: 1.0e-9\n")
     path = write(tmp_path, "callbacks: [{LearningRateFinder: {num_training_steps: 40}}]\n"
                            "scheduler: {OneCycleLR: {max_lr: [1.0e-8, 1.0e-9]}, interval: step}\n")
-    path.write_text(path.read_text().replace("optimizer: {SGD: {lr: 1.0e-8}}\n", groups))
+    path.write_text(path.read_text().replace("optimizer: {SGD: {lr: 1.0e-8}}\n", GROUPS))
     result, _ = fit(path, "trainer.max_epochs=1")
     lr = results(result)["tuned"]["lr"]["suggestion"]
     recorded = yaml.safe_load((result.run_dir / "spec.yaml").read_text())
@@ -186,8 +188,11 @@ def test_batch_size_finder_keeps_the_largest_size_that_fits_and_restores_the_mod
 
 
 def test_finders_skip_a_fast_dev_run_and_a_resume_keeps_what_they_chose(tmp_path):
+    from declarative.spec.validate import spec_from_data
+
     path = write(tmp_path, "callbacks: [{BatchSizeFinder: {steps_per_trial: 1}}, "
                            "{LearningRateFinder: {num_training_steps: 30}}]\n", samples=50)
+    path.write_text(path.read_text().replace("optimizer: {SGD: {lr: 1.0e-8}}\n", GROUPS))
     _, printed = fit(path, "trainer.fast_dev_run=true", "data.batch_size=16")
     assert "Skipping BatchSizeFinder since fast_dev_run is enabled." in printed
     assert "Skipping LearningRateFinder since fast_dev_run is enabled." in printed
@@ -201,3 +206,11 @@ def test_finders_skip_a_fast_dev_run_and_a_resume_keeps_what_they_chose(tmp_path
     resumed = fit_spec(spec, console=Console(file=output, width=200), resume_from=first.last_model_path)
     assert "Skipping LearningRateFinder since a resumed run keeps what its first run chose." in output.getvalue()
     assert resumed.epochs == 2 and results(resumed)["tuned"] == chosen
+    # the checkpoint's own spec (what `dtrain resume RUN_FOLDER` runs) has the values already: kept as they are
+    contents = load_checkpoint(resumed.last_model_path)
+    embedded = spec_from_data(contents["spec"], origin="checkpoint", overrides=["trainer.max_epochs=3"])
+    again = fit_spec(embedded, console=Console(file=io.StringIO()), resume_from=resumed.last_model_path)
+    lr = chosen["lr"]["suggestion"]
+    tuned = {"SGD": {"lr": lr}, "param_groups": [{"params": {"names": ["*.bias"]}, "lr": 1e-9 * (lr / 1e-8)}]}
+    assert again.epochs == 3 and load_checkpoint(again.last_model_path)["spec"]["optimizer"] == tuned
+    assert contents["spec"]["optimizer"] == tuned

@@ -86,7 +86,8 @@ def adopt_tuned(spec: Spec, contents: dict[str, Any]) -> Spec:
     checkpoint's spec has them (the finders do not run again on a resume)."""
     states = contents.get("callbacks") or {}
     chosen_lr = states.get(LearningRateFinder.__qualname__, {}).get("result", {})
-    if chosen_lr.get("applied"):
+    # The spec as first written (not the checkpoint's own, which `dtrain resume` runs: it has the rate already)
+    if chosen_lr.get("applied") and spec.optimizer.kwargs.get("lr") != chosen_lr["suggestion"]:
         spec = with_lr(spec, chosen_lr["suggestion"], chosen_lr["initial_lr"])
     chosen_size = states.get(BatchSizeFinder.__qualname__, {}).get("result", {})
     if chosen_size.get("applied"):

@@ -22,8 +22,9 @@ from declarative.callbacks.on_exception import OnExceptionCheckpoint
 from declarative.callbacks.weight_averaging import EMAWeightAveraging, StochasticWeightAveraging, WeightAveraging
 from declarative.registry import Param, Registry
 
-__all__ = ["BackboneFinetuning", "BatchSizeFinder", "CALLBACKS", "LearningRateFinder", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric",
+__all__ = ["BackboneFinetuning", "CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric",
            "EMAWeightAveraging", "OnExceptionCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
+__all__ += ["BatchSizeFinder", "LearningRateFinder"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
 _checkpoint = CALLBACKS.add_class(ModelCheckpoint, constraints={"save_top_k": {"minimum": -1},
@@ -44,9 +45,11 @@ CALLBACKS.add_class(EMAWeightAveraging, constraints={"decay": {"minimum": 0, "ma
 CALLBACKS.add_class(StochasticWeightAveraging, constraints={"swa_lrs": {"minimum": 0}, "swa_epoch_start": {"minimum": 0},
                                                           "annealing_epochs": {"minimum": 1}})
 CALLBACKS.add_class(OnExceptionCheckpoint)
-CALLBACKS.add_class(LearningRateFinder, constraints={"min_lr": {"exclusiveMinimum": 0}, "max_lr": {"exclusiveMinimum": 0},
+CALLBACKS.add_class(LearningRateFinder, constraints={"min_lr": {"exclusiveMinimum": 0},
+                                                   "max_lr": {"exclusiveMinimum": 0},
                                                    "num_training_steps": {"minimum": 1},
                                                    "early_stop_threshold": {"exclusiveMinimum": 0}})
 CALLBACKS.add_class(BatchSizeFinder, constraints={"steps_per_trial": {"minimum": 1}, "init_val": {"minimum": 1},
-                                                "max_trials": {"minimum": 1}, "margin": {"minimum": 0, "exclusiveMaximum": 1},
+                                                "max_trials": {"minimum": 1},
+                                                "margin": {"minimum": 0, "exclusiveMaximum": 1},
                                                 "max_val": {"minimum": 1}})
