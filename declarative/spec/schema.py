@@ -212,15 +212,22 @@ def item_settings_schema() -> dict:
     }
 
 
+# What an editor shows for a name that is neither a layer nor a possible block (yaml-language-server reads it).
+BLOCK_REFERENCE_MESSAGE = ("not a layer: layer names are case-sensitive (ReLU, Conv2d, resnet18) — `dtrain layers` "
+                           "lists them; any other CamelCase name must be a block of model.blocks")
+
+
 def layer_item_schema(layers: Registry) -> dict:
     """A layer item: a layer name, or one layer (or block, or construct) with its arguments and the
     wiring keys name / input / output beside it. Any CamelCase name may be a block the spec defines;
     `dtrain validate` narrows that to the spec's own blocks (model.syntax.specialise)."""
-    from declarative.model.syntax import BLOCK_NAME, NAME_PATTERN
+    from declarative.model.syntax import NAME_PATTERN, block_reference_pattern
 
     item = layers.item_schema()
     name = {"type": "string", "pattern": NAME_PATTERN}
-    item["then"] = {"anyOf": [item["then"], {"type": "string", "pattern": BLOCK_NAME}]}
+    block = block_reference_pattern(sorted({*item["then"]["enum"], *item["else"]["properties"]}))
+    item["then"] = {"anyOf": [item["then"], {"type": "string", "pattern": block,
+                                             "patternErrorMessage": BLOCK_REFERENCE_MESSAGE}]}
     item["else"].pop("maxProperties")
     item["else"]["properties"].update({
         "name": {**name, "description": "Name this layer's output, for the `input` of later layers in the list."},
@@ -230,8 +237,8 @@ def layer_item_schema(layers: Registry) -> dict:
                    "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1}]},
     })
     item["else"]["properties"].update(item_settings_schema())
-    item["else"]["patternProperties"] = {BLOCK_NAME: {"type": ["object", "null"],
-                                                      "propertyNames": {"pattern": NAME_PATTERN}}}
+    item["else"]["patternProperties"] = {block: {"type": ["object", "null"],
+                                                 "propertyNames": {"pattern": NAME_PATTERN}}}
     return item
 
 

@@ -245,6 +245,7 @@ class Trainer:
             "callbacks": self._callback_states(),
             # None: written between step boundaries (by an exception hook), so it cannot resume exactly.
             "loop": {**position, "root_dir": str(self.root_dir), "val_metrics": dict(self.val_metrics),
+                     "time_elapsed": time.monotonic() - self._fit_started,
                      "logged_rows": list(self._rows_at_step), "ranks": ranks} if position is not None else None,
         }
         self._call("on_save_checkpoint", contents)  # Lightning's hook: a callback may change what is saved
@@ -520,6 +521,7 @@ class Trainer:
         self.global_step, self.should_stop = loop["global_step"], loop["should_stop"]
         self.callback_metrics = dict(contents.get("metrics", {}))
         self.val_metrics = dict(loop["val_metrics"])
+        self._fit_started -= loop.get("time_elapsed", 0.0)  # max_time counts the training before the checkpoint too
         self._resume = loop
 
     def _restore_position(self, contents: dict[str, Any]) -> None:
