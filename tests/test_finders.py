@@ -132,16 +132,18 @@ def test_lr_finder_keeps_param_group_ratios_and_onecycle_peaks_at_the_rate_found
 # -- BatchSizeFinder ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode, chosen", [("power", 64), ("binsearch", 60)])
-def test_batch_size_finder_stops_at_the_training_splits_size_as_lightning_does(tmp_path, mode, chosen):
+@pytest.mark.parametrize("mode, chosen, loader", [("power", 64, "memory"), ("binsearch", 60, "memory"),
+                                                  ("power", 64, "dataloader")])
+def test_batch_size_finder_stops_at_the_training_splits_size_as_lightning_does(tmp_path, mode, chosen, loader):
     # 40 training samples: 2, 4, ..., 32 fit; 64 is tried (one batch of all 40) and no larger size is;
     # binsearch then takes its 5% margin off (Lightning 2.6: int(64 * 0.95) = 60)
     path = write(tmp_path, f"callbacks: [{{BatchSizeFinder: {{mode: {mode}, steps_per_trial: 1}}}}]\n", samples=50)
-    result, printed = fit(path, "data.batch_size=16", "data.val.fraction=0.2", "trainer.max_epochs=1")
+    result, printed = fit(path, "data.batch_size=16", "data.val.fraction=0.2", "trainer.max_epochs=1",
+                          f"data.loader={loader}")
     record = results(result)["tuned"]["batch_size"]
     assert [t["batch_size"] for t in record["trials"]] == [2, 4, 8, 16, 32, 64]
     assert record["batch_size"] == chosen and record["initial"] == 16
-    assert f"→ batch_size {chosen} (was 16)" in printed
+    assert f"→ batch_size {chosen} (was 16)" in printed and ("data: DataLoader" in printed) == (loader == "dataloader")
     assert yaml.safe_load((result.run_dir / "spec.yaml").read_text())["data"]["batch_size"] == chosen
     assert result.global_step == 1  # one batch per epoch at the size found
 
