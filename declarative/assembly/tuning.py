@@ -315,8 +315,8 @@ def _state_kept(run: Any, optimizer: torch.optim.Optimizer) -> Iterator[None]:
     """Whatever trains inside, the model's weights and buffers, the optimizer's and the precision's states,
     every generator and the training batches' epoch are as before, bit for bit, afterwards."""
     model, precision, train = run.model, run.plugins.precision, run.data.train
-    weights = {name: value.detach().clone() for name, value in model.state_dict().items()}
-    optimizer_state = copy.deepcopy(optimizer.state_dict())
+    weights = _snapshot(model.state_dict())
+    optimizer_state = _snapshot(optimizer.state_dict())
     precision_state = copy.deepcopy(precision.state_dict())
     generators = rng_state()
     epoch = getattr(train, "epoch", 0)
@@ -332,3 +332,16 @@ def _state_kept(run: Any, optimizer: torch.optim.Optimizer) -> Iterator[None]:
         if hasattr(train, "set_epoch"):
             train.set_epoch(epoch)
         model.train(training)
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of a state dict that training cannot change: tensors copied to the CPU (a batch size search
+    should not find less room on the device for the copy), sharded ones (DTensor) cloned where they are."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach()
+        return value.to("cpu", copy=True) if type(value) is torch.Tensor else value.clone()
+    if isinstance(value, dict):
+        return {key: _snapshot(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_snapshot(item) for item in value)
+    return copy.deepcopy(value)
