@@ -227,9 +227,13 @@ def _find_batch_size(run: Any, optimizer: torch.optim.Optimizer, finder: BatchSi
     _free_memory(run.strategy.root_device)
     finder.optimal_batch_size = size
     tried = ", ".join(f"{n}" + ("" if ok else " (out of memory)") for n, ok in finder.trials)
-    run.trainer.print(f"BatchSizeFinder: tried {tried} → batch_size {size} (was {was})"
-                      + (f", {finder.margin:.0%} below the largest that fitted" if finder.mode == "binsearch"
-                         and finder.margin > 0 else ""))
+    if finder.mode == "binsearch" and finder.margin > 0:
+        note = f", {finder.margin:.0%} below the largest that fitted"
+    elif size == finder.max_val and (size, True) not in finder.trials:
+        note = ", max_val (not tried, as Lightning's search stops there)"
+    else:
+        note = ""
+    run.trainer.print(f"BatchSizeFinder: tried {tried} → batch_size {size} (was {was}){note}")
     finder.result = {"batch_size": size, "applied": True, "initial": was,
                      "trials": [{"batch_size": n, "fits": ok} for n, ok in finder.trials]}
     spec = dataclasses.replace(run.spec, data=dataclasses.replace(run.spec.data, batch_size=size))
