@@ -24,9 +24,9 @@ def val_losses(result) -> list[float]:
 
 
 def test_callbacks_are_registered_with_their_lightning_arguments():
-    assert CALLBACKS.names() == ["BackboneFinetuning", "EarlyStopping", "EMAWeightAveraging", "LearningRateMonitor",
-                                 "ModelCheckpoint", "OnExceptionCheckpoint", "StochasticWeightAveraging",
-                                 "WeightAveraging"]
+    assert CALLBACKS.names() == ["BackboneFinetuning", "BatchSizeFinder", "EarlyStopping", "EMAWeightAveraging",
+                                 "LearningRateFinder", "LearningRateMonitor", "ModelCheckpoint", "OnExceptionCheckpoint",
+                                 "StochasticWeightAveraging", "WeightAveraging"]
     assert set(CALLBACKS["ModelCheckpoint"].params) == {"dirpath", "filename", "monitor", "mode", "save_top_k",
                                                         "save_last", "every_n_epochs", "every_n_train_steps",
                                                         "train_time_interval", "save_on_train_epoch_end"}
