@@ -80,6 +80,8 @@ def trainer_schema() -> dict:
     strategies = plugins["strategy"].item_schema()
     props["strategy"] = {**notes("strategy"), "x-registry": "strategy", "if": {"type": "string"},
                          "then": {"enum": ["auto", *plugins["strategy"].names()]}, "else": strategies["else"]}
+    props["callbacks"] = _ref("callbacks")
+    props["logger"] = _ref("loggers")
     return schema
 
 
@@ -99,6 +101,37 @@ def dataclass_schema(cls: type) -> dict:
             schema["default"] = default
         properties[f.name] = schema
     return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def section_defs(regs: dict[str, Registry]) -> dict:
+    """`callbacks:` and `logger:`, which may also go under `trainer:` and be written as LightningCLI writes
+    them (one item, or `{class_path, init_args}`): declarative.spec.lightning_forms reads those as dtrain's."""
+    def item(kind: str) -> dict:
+        names = "|".join(regs[kind].names())
+        class_path = {
+            "type": "object", "required": ["class_path"], "additionalProperties": False,
+            "properties": {
+                "class_path": {"type": "string", "pattern": rf"(^|\.)({names})$",
+                               "description": f"LightningCLI's form: a {kind} named by its class (the module part "
+                                              "is not read; nothing is imported)."},
+                # closed by the class's own arguments (allOf below)
+                "init_args": {"type": ["object", "null"], "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                              "description": "Its arguments."}},
+            # each class's arguments, as its `{Name: {...}}` form takes them
+            "allOf": [{"if": {"properties": {"class_path": {"pattern": rf"(^|\.){name}$"}}},
+                       "then": {"properties": {"init_args": {"$ref": f"#/$defs/{kind}/else/properties/{name}"}}}}
+                      for name in regs[kind].names()]}
+        return {"if": {"type": "object", "required": ["class_path"]}, "then": class_path, "else": _ref(kind)}
+
+    def items(kind: str, what: str) -> dict:
+        return {"description": what, "if": {"type": "array"}, "then": {"type": "array", "items": item(kind)},
+                "else": item(kind)}
+
+    callbacks = items("callback", "Callbacks, called in order (also accepted under trainer:, as Lightning's "
+                                  "Trainer takes them).")
+    loggers = items("logger", "true (TensorBoard and CSV), false, or loggers (also accepted under trainer:).")
+    return {"callbacks": callbacks, "loggers": {"description": loggers.pop("description"), "if": {"type": "boolean"},
+                                                "then": {}, "else": loggers}}
 
 
 def _ref(name: str) -> dict:
@@ -378,17 +411,12 @@ def spec_schema() -> dict[str, Any]:
                 "additionalProperties": False,
             },
             "trainer": trainer_schema(),
-            "callbacks": _list_of("callback"),
-            "logger": {
-                "description": "true (TensorBoard and CSV), false, or a list of loggers.",
-                "if": {"type": "boolean"},
-                "then": {},
-                "else": _list_of("logger"),
-            },
+            "callbacks": _ref("callbacks"),
+            "logger": _ref("loggers"),
         },
         "$defs": {**{key: registry.item_schema() for key, registry in regs.items()},
                   "optimizer": optimizer_schema(regs["optimizer"]), "layer": layer_item_schema(regs["layer"]), "layer_list": {**_list_of("layer"), "minItems": 1},
-                  "reference": REFERENCE},
+                  "reference": REFERENCE, **section_defs(regs)},
     }
 
 

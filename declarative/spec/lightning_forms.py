@@ -1,0 +1,75 @@
+"""Lightning's own ways of writing callbacks and loggers, read as dtrain's.
+
+A Lightning user hands callbacks and loggers to the Trainer, so a LightningCLI config has them
+under `trainer:`, each as `{class_path: ..., init_args: {...}}`, and may give one logger or one
+callback without a list:
+
+    trainer:
+      logger: {class_path: lightning.pytorch.loggers.CSVLogger, init_args: {name: mnist}}
+      callbacks:
+        - class_path: lightning.pytorch.callbacks.EarlyStopping
+          init_args: {monitor: val/loss, patience: 3}
+
+dtrain's own form is the top-level `callbacks:` / `logger:` lists of `{Name: {args}}`. This
+module rewrites the first into the second before any check, carrying every position along, so
+errors still point at the line the user wrote. A class_path names a dtrain callback or logger by
+its class name (the part after the last dot); nothing is imported, whatever the module part says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from declarative.errors import Problem
+from declarative.spec.document import Document, PathKey
+
+__all__ = ["read_lightning_forms"]
+
+SECTIONS = ("callbacks", "logger")
+
+
+def read_lightning_forms(doc: Document) -> list[Problem]:
+    """Rewrite `doc` in place into dtrain's form; the problems that stop it (a section given twice)."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return []
+    problems = []
+    trainer = data.get("trainer")
+    for section in SECTIONS:
+        if isinstance(trainer, dict) and section in trainer:
+            if section in data:
+                problems.append(doc.problem(("trainer", section), f"{section} is given twice, under trainer and at "
+                                                                  f"the top level — keep one of them", key=True))
+                continue
+            data[section] = trainer.pop(section)
+            _move(doc, ("trainer", section), (section,))
+        value = data.get(section)
+        if isinstance(value, dict):  # one callback or logger, without a list (Lightning takes that too)
+            data[section] = [value]
+            _move(doc, (section,), (section, 0))
+        if isinstance(data.get(section), list):
+            for index, item in enumerate(data[section]):
+                if isinstance(item, dict) and "class_path" in item:
+                    data[section][index] = _from_class_path(doc, (section, index), item)
+    return problems
+
+
+def _from_class_path(doc: Document, path: PathKey, item: dict[str, Any]) -> Any:
+    """`{class_path: a.b.Name, init_args: {...}}` → `{Name: {...}}`, positions carried over; an item with
+    other keys, or a class_path that is not a string, is left for the schema to report."""
+    class_path = item.get("class_path")
+    if set(item) - {"class_path", "init_args"} or not isinstance(class_path, str) or not class_path.strip():
+        return item
+    name = class_path.strip().rsplit(".", 1)[-1]
+    _move(doc, path + ("init_args",), path + (name,))
+    if path + (name,) not in doc.positions:
+        doc.positions[path + (name,)] = doc.locate(path + ("class_path",))
+    doc.key_positions[path + (name,)] = doc.locate(path + ("class_path",))
+    return {name: item["init_args"]} if item.get("init_args") else name
+
+
+def _move(doc: Document, old: PathKey, new: PathKey) -> None:
+    """Positions recorded under `old` (and below it) now belong to `new`."""
+    for table in (doc.positions, doc.key_positions):
+        for path in [p for p in table if p[:len(old)] == old]:
+            table[new + path[len(old):]] = table.pop(path)
