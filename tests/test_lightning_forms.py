@@ -74,3 +74,36 @@ def test_the_committed_schema_takes_the_lightning_forms_and_checks_their_argumen
     messages = [error.message for error in validator.iter_errors(spec)]
     assert any("'patiense' was unexpected" in m for m in messages), messages
     assert any("NoSuchCallback" in m for m in messages), messages
+
+
+CLI_SECTIONS = BASE.replace("optimizer: {SGD: {lr: 0.5}}\n", "").replace("seed: 0\n", "") + """\
+seed_everything: 7
+ckpt_path: null
+optimizer:
+  class_path: torch.optim.SGD
+  init_args: {lr: 0.5, momentum: 0.9}
+lr_scheduler:
+  class_path: torch.optim.lr_scheduler.ReduceLROnPlateau
+  init_args: {monitor: val/accuracy, mode: max, patience: 0}
+"""
+
+
+def test_lightning_cli_optimizer_scheduler_and_seed_read_as_dtrains(tmp_path):
+    spec = make_spec(tmp_path, text=CLI_SECTIONS)
+    assert (spec.optimizer.name, spec.optimizer.kwargs) == ("SGD", {"lr": 0.5, "momentum": 0.9})
+    assert spec.scheduler.scheduler.name == "ReduceLROnPlateau" and spec.scheduler.monitor == "val/accuracy"
+    assert spec.scheduler.scheduler.kwargs == {"mode": "max", "patience": 0}
+    assert spec.seed == 7
+    schema = json.loads(resources.files("declarative").joinpath("../schemas/spec.schema.json").read_text())
+    assert not list(jsonschema.Draft202012Validator(schema).iter_errors(yaml.safe_load(CLI_SECTIONS.replace(
+        "monitor: val/accuracy, ", ""))))
+
+
+def test_a_lightning_cli_misspelt_optimizer_argument_and_a_ckpt_path_are_located(tmp_path):
+    text = CLI_SECTIONS.replace("momentum: 0.9", "momentun: 0.9").replace("ckpt_path: null", "ckpt_path: last.ckpt")
+    with pytest.raises(SpecError) as caught:
+        make_spec(tmp_path, text=text)
+    lines = text.splitlines()
+    message = str(caught.value)
+    assert f"spec.yaml:{lines.index('ckpt_path: last.ckpt') + 1}:12: a spec does not resume" in message
+    assert f"spec.yaml:{lines.index('  init_args: {lr: 0.5, momentun: 0.9}') + 1}:" in message and "'momentun'" in message

@@ -258,7 +258,7 @@ def schema_stage(doc: Document) -> list[Problem]:
     problems."""
     from declarative.spec.lightning_forms import read_lightning_forms
 
-    return read_lightning_forms(doc) or schema_problems(doc)
+    return read_lightning_forms(doc) + schema_problems(doc)
 
 
 def validate_document(doc: Document, *, semantic: bool = True):
