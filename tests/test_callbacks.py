@@ -25,8 +25,8 @@ def val_losses(result) -> list[float]:
 
 def test_callbacks_are_registered_with_their_lightning_arguments():
     assert CALLBACKS.names() == ["BackboneFinetuning", "EarlyStopping", "EMAWeightAveraging", "LearningRateMonitor",
-                                 "ModelCheckpoint", "OnExceptionCheckpoint", "StochasticWeightAveraging",
-                                 "WeightAveraging"]
+                                 "ModelCheckpoint", "ModelSummary", "OnExceptionCheckpoint", "RichModelSummary",
+                                 "RichProgressBar", "StochasticWeightAveraging", "TQDMProgressBar", "WeightAveraging"]
     # Lightning 2.6's signature, in its order
     assert list(CALLBACKS["ModelCheckpoint"].params) == [
         "dirpath", "filename", "monitor", "verbose", "save_last", "save_top_k", "save_on_exception", "save_weights_only",

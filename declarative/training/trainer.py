@@ -109,11 +109,12 @@ class Trainer:
         self.root_dir = Path(root_dir) if root_dir is not None else Path.cwd()
         self.hparams = dict(hparams or {})
         self.checkpoint_extras = dict(checkpoint_extras or {})
-        self.callbacks = list(callbacks)
-        if settings.enable_progress_bar and strategy.is_global_zero:
-            from declarative.training.progress import ProgressBar
+        from declarative.training.progress import ProgressBar
 
-            self.callbacks.append(ProgressBar(self.console))  # last: it shows what the others logged
+        bars = [cb for cb in callbacks if isinstance(cb, ProgressBar)]  # a listed bar replaces the default one
+        self.callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
+        if settings.enable_progress_bar and strategy.is_global_zero:
+            self.callbacks.append(bars[0] if bars else ProgressBar(self.console))  # last: it shows what others logged
         missing = [stage for stage in STAGES if stage not in metrics]
         assert not missing, f"metrics needs a StageMetrics for {missing}"
         self.stage_metrics = dict(metrics)
