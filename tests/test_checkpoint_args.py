@@ -55,6 +55,10 @@ def test_save_last_link_points_at_the_latest_checkpoint_saved(tmp_path, monkeypa
     last = result.run_dir / "checkpoints" / "last.ckpt"
     assert last.is_symlink() and os.readlink(last) == "epoch=2-step=9.ckpt"  # relative: the run folder may move
     assert results(result)["last_model_path"] == str(last)
+    # a resume from the link goes on in the run folder, and the link follows the new saves
+    spec = make_spec(tmp_path, "trainer.max_epochs=4", "callbacks=[{ModelCheckpoint: {save_top_k: -1, save_last: link}}]")
+    resumed = fit_spec(spec, console=quiet(), resume_from=last)
+    assert resumed.run_dir == result.run_dir and os.readlink(last) == "epoch=3-step=12.ckpt"
     # ranked: the link follows the best, and never points at a removed file
     ranked = run(tmp_path, "trainer.max_epochs=3", "callbacks=[{ModelCheckpoint: {monitor: val/loss, mode: max, "
                                                    "save_last: link}}]")

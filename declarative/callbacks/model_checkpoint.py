@@ -148,10 +148,8 @@ class ModelCheckpoint(Callback):
             return  # a step of gradient accumulation, or one already saved
         due = bool(self.every_n_train_steps) and trainer.global_step % self.every_n_train_steps == 0
         if self.train_time_interval is not None:
-            due = time.monotonic() - self._last_time >= self.train_time_interval
-            strategy = getattr(trainer, "strategy", None)
-            if strategy is not None:
-                due = strategy.broadcast(due)  # process 0's clock decides for all: every process saves together
+            # process 0's clock decides for all: every process saves together
+            due = _agreed(trainer, time.monotonic() - self._last_time >= self.train_time_interval)
         if due:
             self._save(trainer)
 
@@ -179,7 +177,7 @@ class ModelCheckpoint(Callback):
         self._last_global_step_saved = trainer.global_step
         self._last_time = time.monotonic()
         candidates = {**trainer.callback_metrics, "epoch": trainer.current_epoch, "step": trainer.global_step}
-        dropped = None
+        dropped, saved_before = None, self._last_checkpoint_saved
         if self.save_top_k != 0 and (self.monitor is None or self.monitor in trainer.callback_metrics):
             if self.monitor is None:
                 dropped = self._save_latest(trainer, candidates)
@@ -187,8 +185,11 @@ class ModelCheckpoint(Callback):
                 dropped = self._save_if_top_k(trainer, candidates)
         if self.save_last:
             self.last_model_path = os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
-            if self.save_last == "link" and self._last_checkpoint_saved:
-                trainer.link_checkpoint(self._last_checkpoint_saved, self.last_model_path)
+            target = self._last_checkpoint_saved
+            if self.save_last == "link" and target and target == saved_before:  # saved before: is it still there?
+                target = target if _agreed(trainer, os.path.exists(target)) else ""  # (e.g. after a resume)
+            if self.save_last == "link" and target:
+                trainer.link_checkpoint(target, self.last_model_path)
             else:
                 trainer.save_checkpoint(self.last_model_path, self.save_weights_only)
         if dropped is not None:  # last: last.ckpt never points at a removed file
@@ -294,6 +295,12 @@ class ModelCheckpoint(Callback):
         self.last_model_path = state_dict["last_model_path"]
         self._last_global_step_saved = state_dict.get("last_global_step_saved", -1)
         self._last_checkpoint_saved = state_dict.get("last_checkpoint_saved", "")
+
+
+def _agreed(trainer: Any, decision: bool) -> bool:
+    """Process 0's decision, on every process: they save (a collective under FSDP) or link together."""
+    strategy = getattr(trainer, "strategy", None)
+    return strategy.broadcast(decision) if strategy is not None else decision
 
 
 def _seconds(interval: float | str) -> float:
