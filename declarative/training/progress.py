@@ -80,6 +80,7 @@ class ProgressBar:
         self._main: TaskID | None = None  # the training (or test) bar
         self._eval: TaskID | None = None  # the validation bar, while validation runs
         self._drawn = 0.0  # time.monotonic() of the last frame
+        self._totals: dict[TaskID, int] = {}  # each bar's batch count
 
     @property
     def live(self) -> bool:
@@ -107,17 +108,23 @@ class ProgressBar:
             self._progress.start()
         return self._progress
 
+    def _add(self, description: str, total: int) -> TaskID:
+        task = self._start().add_task(description, total=total, metrics="")
+        self._totals[task] = total
+        return task
+
     def _stop(self) -> None:
         if self._progress is not None:
             self._progress.stop()
         self._progress, self._main, self._eval = None, None, None
+        self._totals = {}
 
     def _advance(self, task: TaskID | None, done: int, **fields: Any) -> None:
         """`done` batches of `task` are over: move the bar every refresh_rate batches and at the last one."""
         progress = self._progress
         if progress is None or task is None:
             return
-        total = progress.tasks[progress.task_ids.index(task)].total
+        total = self._totals[task]
         if done % self.refresh_rate and done != total:
             if fields:
                 progress.update(task, **fields)
@@ -142,7 +149,7 @@ class ProgressBar:
             total = (int(min(trainer.settings.sanity_steps, trainer.num_val_batches)) if trainer.sanity_checking
                      else trainer.num_val_batches)
             label = "sanity check" if trainer.sanity_checking else "validation"
-            self._eval = self._start().add_task(label, total=total, metrics="")
+            self._eval = self._add(label, total)
 
     def on_validation_batch_end(self, trainer: Any, model: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         self._advance(self._eval, batch_idx + 1)
@@ -155,11 +162,11 @@ class ProgressBar:
     def on_train_epoch_start(self, trainer: Any, model: Any) -> None:
         if not self.live:
             return
-        progress = self._start()
         if self._main is None or self.leave:  # leave: the finished epoch's bar stays, the new one goes below it
-            self._main = progress.add_task(_epoch_text(trainer), total=trainer.num_train_batches, metrics="")
+            self._main = self._add(_epoch_text(trainer), trainer.num_train_batches)
         else:
-            progress.reset(self._main, total=trainer.num_train_batches, description=_epoch_text(trainer))
+            self._start().reset(self._main, total=trainer.num_train_batches, description=_epoch_text(trainer))
+            self._totals[self._main] = trainer.num_train_batches
 
     def on_train_batch_end(self, trainer: Any, model: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._progress is None or self._main is None:
@@ -186,7 +193,7 @@ class ProgressBar:
     def on_test_start(self, trainer: Any, model: Any) -> None:
         if self.live:
             self._stop()
-            self._main = self._start().add_task("test", total=trainer.num_test_batches, metrics="")
+            self._main = self._add("test", trainer.num_test_batches)
 
     def on_test_batch_end(self, trainer: Any, model: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         self._advance(self._main, batch_idx + 1)
