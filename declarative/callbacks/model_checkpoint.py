@@ -203,11 +203,15 @@ class ModelCheckpoint(Callback):
             return  # nothing trained since the last save
         candidates = {**trainer.callback_metrics, "epoch": trainer.current_epoch, "step": trainer.global_step}
         path = self._free_path(candidates)
-        trainer.save_checkpoint(path, self.save_weights_only)
+        try:
+            trainer.save_checkpoint(path, self.save_weights_only)
+            if self.save_last:
+                self.last_model_path = os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
+                trainer.save_checkpoint(self.last_model_path, self.save_weights_only)
+        except OSError as exc:  # e.g. the disk that failed the run: the run's own error is the one to show
+            trainer.print(f"{type(exception).__name__} stopped training; saving {path} failed too: {exc}")
+            return
         self._last_checkpoint_saved = path
-        if self.save_last:
-            self.last_model_path = os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
-            trainer.save_checkpoint(self.last_model_path, self.save_weights_only)
         trainer.print(f"{type(exception).__name__} stopped training: saved {path}")
 
     def format_checkpoint_name(self, metrics: dict[str, Any], version: int | None = None) -> str:
