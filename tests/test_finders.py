@@ -216,3 +216,15 @@ def test_finders_skip_a_fast_dev_run_and_a_resume_keeps_what_they_chose(tmp_path
     tuned = {"SGD": {"lr": lr}, "param_groups": [{"params": {"names": ["*.bias"]}, "lr": 1e-9 * (lr / 1e-8)}]}
     assert again.epochs == 3 and load_checkpoint(again.last_model_path)["spec"]["optimizer"] == tuned
     assert contents["spec"]["optimizer"] == tuned
+
+
+def test_batch_size_search_starts_at_init_val_and_lowers_a_size_above_the_split_that_does_not_fit():
+    from declarative.callbacks.batch_size_finder import BatchSizeFinder, search_batch_size
+
+    # Lightning's rule "no change once the size is the split's" would keep a spec's 500 and retry it
+    finder = BatchSizeFinder()
+    assert search_batch_size(finder, 500, 192, lambda size: size <= 100) == 64
+    assert finder.trials == [(2, True), (4, True), (8, True), (16, True), (32, True), (64, True), (128, False)]
+    finder = BatchSizeFinder(mode="binsearch", margin=0.0, max_val=48)
+    assert search_batch_size(finder, 8, 1000, lambda size: True) == 48  # max_val: not tried, as Lightning's
+    assert [size for size, _ in finder.trials] == [2, 4, 8, 16, 32]

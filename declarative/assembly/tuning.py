@@ -130,6 +130,9 @@ def _find_lr(run: Any, optimizer: torch.optim.Optimizer, finder: LearningRateFin
                          schedule)
         except _SearchOver:
             pass
+    if not curve.lrs:  # limit_train_batches: 0, say: no step to measure
+        run.trainer.print(f"LearningRateFinder: no training step to test; the run keeps lr {reference:g}")
+        return run
     point = suggestion(curve.lrs, curve.losses)
     lr = run.strategy.broadcast(curve.lrs[point] if point is not None else None)
     finder.curve = curve
@@ -207,9 +210,11 @@ def _find_batch_size(run: Any, optimizer: torch.optim.Optimizer, finder: BatchSi
     was = run.spec.data.batch_size
 
     def fits(size: int) -> bool:
+        batches = with_batch_size(train, size)
+        if len(batches) == 0:  # drop_last with fewer samples than the size: no batch to train on
+            return False
         try:
-            _train_steps(run, optimizer, finder.steps_per_trial, with_batch_size(train, size), [], None,
-                         limit_train_batches=1.0)
+            _train_steps(run, optimizer, finder.steps_per_trial, batches, [], None, limit_train_batches=1.0)
             return True
         except Exception as exc:  # noqa: BLE001 — only running out of memory is an answer; the rest is raised
             if not _out_of_memory(exc):
@@ -226,7 +231,7 @@ def _find_batch_size(run: Any, optimizer: torch.optim.Optimizer, finder: BatchSi
                                         ("callbacks", index)) from None
     _free_memory(run.strategy.root_device)
     finder.optimal_batch_size = size
-    tried = ", ".join(f"{n}" + ("" if ok else " (out of memory)") for n, ok in finder.trials)
+    tried = ", ".join(f"{n}" + ("" if ok else " (does not fit)") for n, ok in finder.trials)
     if finder.mode == "binsearch" and finder.margin > 0:
         note = f", {finder.margin:.0%} below the largest that fitted"
     elif size == finder.max_val and (size, True) not in finder.trials:

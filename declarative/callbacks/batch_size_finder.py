@@ -68,17 +68,17 @@ def search_batch_size(finder: BatchSizeFinder, current: int, num_samples: int,
                       fits: Callable[[int], bool]) -> int:
     """The batch size Lightning's search settles on; `fits(size)` runs one trial (False: out of memory).
 
-    As Lightning's: a size is not raised once it is at least the training split's `num_samples` (so the
-    last size tried may exceed the split, whose one batch then holds every sample), and `current` (the
-    spec's batch size) stays the start when it is already that large. Unlike Lightning's power mode, an
-    increase is capped at `max_val` there too, so the size found never exceeds it.
+    As Lightning's, a size is not raised once it is at least the training split's `num_samples` (so the
+    last size tried may exceed the split, whose one batch then holds every sample). Unlike Lightning's, that
+    rule does not stop a size from being lowered (Lightning's search keeps trying a size above the split
+    that does not fit, and starts from the spec's batch size instead of `init_val` when it is above the
+    split), and an increase is capped at `max_val` in power mode too, so the size found never exceeds it.
     """
 
     def adjust(size: int, *, factor: float = 1.0, value: int | None = None) -> tuple[int, bool]:
-        if size >= num_samples:
+        new = min(value if value is not None else int(size * factor), finder.max_val)
+        if size >= num_samples and new > size:  # the split is one batch already
             return size, False
-        new = value if value is not None else int(size * factor)
-        new = min(new, finder.max_val)
         return new, new != size
 
     def trial(size: int) -> bool:
