@@ -38,6 +38,7 @@ from declarative.training.precision import PrecisionPlugin
 from declarative.training.resume import gather_objects, load_rng_state, rng_state, to_cpu
 from declarative.training.settings import TrainerSettings
 from declarative.training.strategies import Strategy
+from declarative.training.val_schedule import ValidationSchedule
 
 __all__ = ["BatchSource", "DataSplits", "LRSchedulerConfig", "Trainer"]
 
@@ -131,6 +132,8 @@ class Trainer:
         self.num_val_batches = 0
         self.num_test_batches = 0
         self._has_validation = False
+        self._val_schedule: ValidationSchedule | None = None  # when fit validates (set by fit)
+        self._val_batches: BatchSource | None = None
         # Floats, and nested lists for per-class values and confusion matrices (see StageMetrics).
         self.callback_metrics: dict[str, Any] = {}
         self.val_metrics: dict[str, Any] = {}
@@ -298,6 +301,10 @@ class Trainer:
         self.num_val_batches = self.settings.limit("val", len(data.val)) if data.val is not None else 0
         # Every process must agree, or one would wait in validation's all-reduce for the others.
         self._has_validation = self.strategy.reduce_any(self.num_val_batches > 0)
+        self._val_schedule, self._val_batches = ValidationSchedule.create(self.settings, self.num_train_batches), data.val
+        if self.settings.overfit_batches:
+            self.print(f"overfit_batches: training on the same {self.num_train_batches} unshuffled batches each epoch, "
+                       f"validating on {self.num_val_batches} batches")
         resume = self._read_resume(ckpt_path) if ckpt_path is not None else None
         self._fit_started = time.monotonic()
         self._check_scheduler_monitor()
@@ -409,7 +416,7 @@ class Trainer:
             values = self._compute("train")
             self._check_finite(values.get("train/loss"))
             self.log(values)
-        if data.val is not None and self._validation_due():
+        if data.val is not None and self._validation_due(batches_run):
             self._validate(model, loss_fn, data.val)
         self._call("on_train_epoch_end")
         self._flush_logs()
@@ -457,9 +464,11 @@ class Trainer:
                 self._flush_logs()
                 self.log_step_due = False
                 self._step_scheduler("step")  # after the batch hooks, so they see the rate this step used
+            stop = self._validate_within_epoch(model, loss_fn, batch_idx)
+            if stepping:
                 self._batches_done = batch_idx + 1
                 self._boundary()
-                if self.max_steps_reached or self._time_up():
+                if self.max_steps_reached or self._time_up() or stop:
                     break
         return batch_idx + 1
 
@@ -608,8 +617,17 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         self.strategy.mark_step()
 
-    def _validation_due(self) -> bool:
-        return self.has_validation and (self.current_epoch + 1) % self.settings.check_val_every_n_epoch == 0
+    def _validation_due(self, batches_run: int) -> bool:
+        return self.has_validation and self._val_schedule.at_epoch_end(self.current_epoch, batches_run)
+
+    def _validate_within_epoch(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batch_idx: int) -> bool:
+        """A mid-epoch validation when val_check_interval calls for one after this batch (logged at this step);
+        True when a callback then asks to stop and min_epochs / min_steps allow it (as Lightning, mid-epoch)."""
+        if not (self.has_validation and self._val_schedule.within_epoch(self.current_epoch, batch_idx)):
+            return False
+        self._validate(model, loss_fn, self._val_batches)
+        self._flush_logs()
+        return self.should_stop and self.settings.minimums_met(self.current_epoch, self.global_step)
 
     def _validate(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: BatchSource) -> None:
         self._call("on_validation_start")
