@@ -35,6 +35,7 @@ from declarative.training.errors import (EngineError, MisconfigurationError, Non
                                          is_peer_failure)
 from declarative.training.metrics import MetricInputError, StageMetrics
 from declarative.training.precision import PrecisionPlugin
+from declarative.training.profilers import Profiler, build_profiler
 from declarative.training.resume import gather_objects, load_rng_state, rng_state, to_cpu
 from declarative.training.settings import TrainerSettings
 from declarative.training.strategies import Strategy
@@ -118,6 +119,8 @@ class Trainer:
         missing = [stage for stage in STAGES if stage not in metrics]
         assert not missing, f"metrics needs a StageMetrics for {missing}"
         self.stage_metrics = dict(metrics)
+        # trainer.profiler (declarative/training/profilers.py); process 0 profiles, the default records nothing
+        self.profiler: Profiler = build_profiler(settings.profiler if strategy.is_global_zero else None)
 
         self.model: torch.nn.Module | None = None
         self.optimizers: list[torch.optim.Optimizer] = []
@@ -308,6 +311,7 @@ class Trainer:
         resume = self._read_resume(ckpt_path) if ckpt_path is not None else None
         self._fit_started = time.monotonic()
         self._check_scheduler_monitor()
+        self.profiler.start("fit", self._profile_dir())
         self._call("setup", "fit")
         if resume is not None:
             self._restore(resume, model, optimizer)
@@ -334,6 +338,8 @@ class Trainer:
             self._deferred = None  # an exception hook's save is written at once
             self._call("on_exception", exc)
             raise
+        finally:
+            self.profiler.finish(self.print)
 
     def test(
         self,
@@ -350,6 +356,7 @@ class Trainer:
             self.strategy.load_model_state_dict(model, self.strategy.broadcast(state))
         self.model = model
         self.num_test_batches = self.settings.limit("test", len(batches))
+        self.profiler.start("test", self._profile_dir())
         self._call("setup", "test")
         try:
             self._call("on_test_start")
@@ -360,6 +367,8 @@ class Trainer:
         except BaseException as exc:
             self._call("on_exception", exc)
             raise
+        finally:
+            self.profiler.finish(self.print)
         return self.test_metrics
 
     def finalize(self, status: str) -> None:
@@ -436,7 +445,9 @@ class Trainer:
             metrics.load_state_dict(resumed["train_metrics"], self.device)  # the sums of the batches before
         accumulate = self.settings.accumulate_grad_batches
         step_loss, micro_batches, batch_idx = None, 0, start - 1
-        for batch_idx, batch in enumerate(itertools.islice(batches, self.num_train_batches - start), start):
+        batches = self.profiler.iterate("[_TrainingEpochLoop].train_dataloader_next",
+                                        itertools.islice(batches, self.num_train_batches - start))
+        for batch_idx, batch in enumerate(batches, start):
             self._position = None  # inside a step: no checkpoint resumes here
             stepping = (batch_idx + 1) % accumulate == 0 or batch_idx + 1 == self.num_train_batches
             inputs, targets = self.precision.convert_input(batch)
@@ -557,7 +568,7 @@ class Trainer:
     def _forward(self, model: torch.nn.Module, loss_fn: torch.nn.Module, inputs: Any, targets: Any,
                  stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         try:
-            with self.precision.forward_context():
+            with self.profiler.profile(_STEP_ACTIONS.get(stage, "validation_step")), self.precision.forward_context():
                 outputs = model(inputs)
                 loss = loss_fn(outputs, targets)
         except EngineError:
@@ -570,11 +581,12 @@ class Trainer:
 
     def _backward(self, loss: torch.Tensor) -> None:
         try:
-            if self.settings.detect_anomaly:
-                with torch.autograd.detect_anomaly():
+            with self.profiler.profile("backward"):
+                if self.settings.detect_anomaly:
+                    with torch.autograd.detect_anomaly():
+                        self.precision.backward(loss)
+                else:
                     self.precision.backward(loss)
-            else:
-                self.precision.backward(loss)
         except RuntimeError as exc:
             if isinstance(exc, torch.OutOfMemoryError) or is_peer_failure(exc):
                 raise
@@ -613,7 +625,8 @@ class Trainer:
             else:
                 torch.nn.utils.clip_grad_value_(parameters, clip)
         self.strategy.before_optimizer_step(optimizer)
-        self.precision.optimizer_step(optimizer)
+        with self.profiler.profile("optimizer_step"):
+            self.precision.optimizer_step(optimizer)
         optimizer.zero_grad(set_to_none=True)
         self.strategy.mark_step()
 
@@ -646,7 +659,8 @@ class Trainer:
         model.eval()
         with self.strategy.inference_context() if self.settings.inference_mode else torch.no_grad():
             metrics.reset(self.device)  # inside inference_mode: the state is updated by inference tensors
-            for batch_idx, batch in enumerate(itertools.islice(batches, count)):
+            batches = self.profiler.iterate(f"[_EvaluationLoop].{stage}_next", itertools.islice(batches, count))
+            for batch_idx, batch in enumerate(batches):
                 inputs, targets = self.precision.convert_input(batch)
                 outputs, loss = self._forward(model, loss_fn, inputs, targets, stage_name or stage)
                 self._update_metrics(metrics, loss, outputs, targets)
@@ -701,6 +715,10 @@ class Trainer:
     # ----------------------------------------------------------------------------------------
     # Plumbing
 
+    def _profile_dir(self) -> Path | None:
+        """Where the profiler writes: the run folder (none for a fast_dev_run, which writes nothing)."""
+        return None if self.settings.fast_dev_batches else self.root_dir
+
     def _check_scheduler_monitor(self) -> None:
         config = self.lr_scheduler
         if config is not None and isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -733,11 +751,15 @@ class Trainer:
             if method is None:
                 continue
             try:
-                method(self, model, *args)
+                with self.profiler.profile_hook(callback, hook):
+                    method(self, model, *args)
             except MisconfigurationError as exc:
                 if exc.where[:1] in (("trainer",), ("metrics",), ("scheduler",), ("callbacks",)):
                     raise
                 raise exc.located("callbacks", index)
+
+
+_STEP_ACTIONS = {"train": "training_step", "val": "validation_step", "test": "test_step"}  # the profiler's names
 
 
 def _first_line(exc: BaseException) -> str:
