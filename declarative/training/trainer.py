@@ -1,7 +1,8 @@
 """The training loop: Lightning's `fit` and `test`, on plain PyTorch objects.
 
-    fit:  sanity validation → for each epoch: train batches (accumulate, clip, step, schedule)
-          → epoch metrics → validation (every check_val_every_n_epoch) → callbacks → scheduler
+    fit:  sanity validation → for each epoch: train batches (accumulate, clip, step, schedule; a
+          mid-epoch validation where val_check_interval says) → epoch metrics → validation (at the
+          epoch's end, every check_val_every_n_epoch) → callbacks → scheduler
     test: one pass over the test split
 
 The Trainer knows nothing of specs: it takes settings (Lightning's Trainer arguments), built
