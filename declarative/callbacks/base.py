@@ -26,7 +26,7 @@ class TrainerView(Protocol):
     current_epoch: int
     global_step: int
     sanity_checking: bool
-    should_stop: bool  # a callback sets it to end fit after this epoch
+    should_stop: bool  # a callback sets it to end fit after this epoch (on a mid-epoch validation: right there)
     log_step_due: bool  # during on_train_batch_end: this step logs its scalars
     num_train_batches: int
     num_val_batches: int

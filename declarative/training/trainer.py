@@ -305,7 +305,8 @@ class Trainer:
         self.num_val_batches = self.settings.limit("val", len(data.val)) if data.val is not None else 0
         # Every process must agree, or one would wait in validation's all-reduce for the others.
         self._has_validation = self.strategy.reduce_any(self.num_val_batches > 0)
-        self._val_schedule, self._val_batches = ValidationSchedule.create(self.settings, self.num_train_batches), data.val
+        self._val_schedule = ValidationSchedule.create(self.settings, self.num_train_batches)
+        self._val_batches = data.val
         if self.settings.overfit_batches:
             self.print(f"overfit_batches: training on the same {self.num_train_batches} unshuffled batches each epoch, "
                        f"validating on {self.num_val_batches} batches")

@@ -44,8 +44,8 @@ class ValidationSchedule:
                     "check_val_every_n_epoch: null to count batches across epochs", where)
             return cls(settings.check_val_every_n_epoch, interval, num_train_batches)
         if interval > 1.0:
-            raise MisconfigurationError(f"val_check_interval={interval} is a fraction above 1.0 — write a fraction of "
-                                        "the epoch up to 1.0, or an integer for a count of training batches", where)
+            raise MisconfigurationError(f"val_check_interval={interval} is a fraction above 1.0 — write a fraction "
+                                        "of the epoch up to 1.0, or an integer for a count of training batches", where)
         return cls(settings.check_val_every_n_epoch, max(1, int(num_train_batches * interval)), num_train_batches)
 
     @property
