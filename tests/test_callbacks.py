@@ -24,7 +24,8 @@ def val_losses(result) -> list[float]:
 
 
 def test_callbacks_are_registered_with_their_lightning_arguments():
-    assert CALLBACKS.names() == ["BackboneFinetuning", "EarlyStopping", "EMAWeightAveraging", "LearningRateMonitor",
+    assert CALLBACKS.names() == ["BackboneFinetuning", "EarlyStopping", "EMAWeightAveraging",
+                                 "GradientAccumulationScheduler", "LearningRateMonitor",
                                  "ModelCheckpoint", "OnExceptionCheckpoint", "StochasticWeightAveraging",
                                  "WeightAveraging"]
     assert set(CALLBACKS["ModelCheckpoint"].params) == {"dirpath", "filename", "monitor", "mode", "save_top_k",

@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import inspect
+
+from declarative.callbacks.accumulation import GradientAccumulationScheduler
 from declarative.callbacks.base import Callback, require_metric
 from declarative.callbacks.early_stopping import EarlyStopping
 from declarative.callbacks.finetuning import BackboneFinetuning
@@ -16,10 +19,10 @@ from declarative.callbacks.lr_monitor import LearningRateMonitor
 from declarative.callbacks.model_checkpoint import FILENAME_PATTERN, FILENAME_RULE, ModelCheckpoint
 from declarative.callbacks.on_exception import OnExceptionCheckpoint
 from declarative.callbacks.weight_averaging import EMAWeightAveraging, StochasticWeightAveraging, WeightAveraging
-from declarative.registry import Param, Registry
+from declarative.registry import Entry, Param, Registry, first_line, signature_params
 
 __all__ = ["BackboneFinetuning", "CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric",
-           "EMAWeightAveraging", "OnExceptionCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
+           "EMAWeightAveraging", "GradientAccumulationScheduler", "OnExceptionCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
 _checkpoint = CALLBACKS.add_class(ModelCheckpoint, constraints={"save_top_k": {"minimum": -1},
@@ -40,3 +43,17 @@ CALLBACKS.add_class(EMAWeightAveraging, constraints={"decay": {"minimum": 0, "ma
 CALLBACKS.add_class(StochasticWeightAveraging, constraints={"swa_lrs": {"minimum": 0}, "swa_epoch_start": {"minimum": 0},
                                                           "annealing_epochs": {"minimum": 1}})
 CALLBACKS.add_class(OnExceptionCheckpoint)
+
+
+def _add_with_mappings(cls: type, mappings: dict[str, Param], constraints: dict[str, dict] | None = None) -> Entry:
+    """Register a callback some of whose arguments take a mapping (annotations cannot describe those for a spec)."""
+    params = {**signature_params(cls.__init__, skip=mappings, constraints=constraints), **mappings}
+    order = list(inspect.signature(cls.__init__).parameters)
+    return CALLBACKS.add(Entry(cls.__name__, cls, dict(sorted(params.items(), key=lambda item: order.index(item[0]))),
+                               first_line(cls.__doc__)))
+
+
+_add_with_mappings(GradientAccumulationScheduler, {"scheduling": Param("scheduling", {
+    "type": "object", "propertyNames": {"pattern": "^[0-9]+$", "x-pattern": "is not an epoch: keys are epochs, 0 or more"},
+    "additionalProperties": {"type": "integer", "minimum": 1},
+    "description": "{epoch: accumulation_factor}, epochs 0-based, e.g. {0: 8, 4: 4, 8: 1}."}, True)})

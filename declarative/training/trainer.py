@@ -125,6 +125,7 @@ class Trainer:
         self.current_epoch = 0
         self.global_step = 0
         self.should_stop = False
+        self.accumulate_grad_batches = settings.accumulate_grad_batches  # GradientAccumulationScheduler changes it
         self.sanity_checking = False
         self.log_step_due = False  # True during on_train_batch_end of a batch that logs step scalars
         self.num_train_batches = 0
@@ -375,6 +376,10 @@ class Trainer:
             self.should_stop = False  # as Lightning: the request lapses; a callback may make it again
         return self.should_stop
 
+    def _stop_requested(self) -> bool:
+        """A callback asked to stop during the epoch (Timer), and min_epochs / min_steps allow it: the epoch ends here."""
+        return self.should_stop and self.settings.minimums_met(self.current_epoch, self.global_step)
+
     def _time_up(self) -> bool:
         """`max_time` has passed since fit started (checked between steps; every process decides the same)."""
         limit = self.settings.max_time_seconds
@@ -427,7 +432,7 @@ class Trainer:
         start = self._batches_done
         if resumed is not None and resumed["train_metrics"] is not None:
             metrics.load_state_dict(resumed["train_metrics"], self.device)  # the sums of the batches before
-        accumulate = self.settings.accumulate_grad_batches
+        accumulate = self.accumulate_grad_batches
         step_loss, micro_batches, batch_idx = None, 0, start - 1
         for batch_idx, batch in enumerate(itertools.islice(batches, self.num_train_batches - start), start):
             self._position = None  # inside a step: no checkpoint resumes here
@@ -459,7 +464,7 @@ class Trainer:
                 self._step_scheduler("step")  # after the batch hooks, so they see the rate this step used
                 self._batches_done = batch_idx + 1
                 self._boundary()
-                if self.max_steps_reached or self._time_up():
+                if self.max_steps_reached or self._time_up() or self._stop_requested():
                     break
         return batch_idx + 1
 
