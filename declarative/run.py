@@ -23,7 +23,7 @@ from rich.console import Console
 from declarative.assembly.build import Assembly, assemble
 from declarative.assembly.record import spec_text
 from declarative.assembly.tasks import task_summary
-from declarative.callbacks import CALLBACKS, ModelCheckpoint
+from declarative.callbacks import CALLBACKS, ModelCheckpoint, callback_results
 from declarative.errors import Location, Problem, SpecError
 from declarative.loggers import LOGGERS
 from declarative.spec.config import Component, Spec
@@ -196,6 +196,7 @@ def _result(trainer: Trainer, run_dir: RunDir | None, status: str, error: str | 
             "world_size": trainer.world_size,
             "val": result.val_metrics,
             "test": result.test_metrics,
+            **callback_results(trainer.callbacks),  # e.g. Timer's time_elapsed
         })
     return result
 

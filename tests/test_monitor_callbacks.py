@@ -66,3 +66,37 @@ def test_accumulation_schedule_beside_accumulate_grad_batches_is_a_located_error
         run(tmp_path, "trainer.accumulate_grad_batches=2", SCHEDULE)
     with pytest.raises(SpecError, match="scheduling 'a' is not an epoch"):
         run(tmp_path, "callbacks=[{GradientAccumulationScheduler: {scheduling: {a: 1}}}]")
+
+
+# --- Timer -----------------------------------------------------------------------------------------------
+
+def test_timer_stops_training_at_the_step_or_the_epoch_its_time_is_up(tmp_path):
+    console = quiet()
+    by_step = run(tmp_path, "trainer.max_epochs=5", "callbacks=[{Timer: {duration: {milliseconds: 1}}}]",
+                  console=console)
+    assert (by_step.global_step, by_step.epochs) == (1, 1)  # 3 steps an epoch: it stopped after the first
+    assert "Time limit reached" in console.file.getvalue() and "Timer: training took" in console.file.getvalue()
+    elapsed = results(by_step)["time_elapsed"]
+    assert set(elapsed) == {"train", "sanity_check", "validate", "test"} and all(v > 0 for v in elapsed.values())
+    by_epoch = run(tmp_path, "trainer.max_epochs=5", "callbacks=[{Timer: {duration: {milliseconds: 1}, "
+                                                     "interval: epoch}}]")
+    assert (by_epoch.global_step, by_epoch.epochs) == (3, 1)
+
+
+def test_timer_keeps_counting_the_training_time_of_the_run_it_resumes(tmp_path):
+    first = run(tmp_path, "callbacks=[Timer, {ModelCheckpoint: {save_top_k: -1}}]")
+    checkpoint = first.run_dir / "checkpoints" / "epoch=0-step=3.ckpt"
+    spent = load_checkpoint(checkpoint)["callbacks"]["Timer"]["time_elapsed"]["train"]
+    assert spent > 0
+    # a limit the first run's time already used up: the resumed run stops before its first step
+    limit = f"{{milliseconds: {spent * 1000 / 2}}}"
+    resumed = fit_spec(make_spec(tmp_path, f"callbacks=[{{Timer: {{duration: {limit}}}}}, "
+                                           "{ModelCheckpoint: {save_top_k: -1}}]"),
+                       console=quiet(), resume_from=checkpoint)
+    assert resumed.global_step == 3
+    assert results(resumed)["time_elapsed"]["train"] >= spent
+
+
+def test_timer_duration_in_a_wrong_form_is_a_located_error(tmp_path):
+    with pytest.raises(SpecError, match="duration '1:2:3' is not a duration: write \"DD:HH:MM:SS\""):
+        run(tmp_path, "callbacks=[{Timer: {duration: '1:2:3'}}]")

@@ -12,16 +12,18 @@ from __future__ import annotations
 import inspect
 
 from declarative.callbacks.accumulation import GradientAccumulationScheduler
-from declarative.callbacks.base import Callback, require_metric
+from declarative.callbacks.base import Callback, callback_results, require_metric
 from declarative.callbacks.early_stopping import EarlyStopping
 from declarative.callbacks.finetuning import BackboneFinetuning
 from declarative.callbacks.lr_monitor import LearningRateMonitor
 from declarative.callbacks.model_checkpoint import FILENAME_PATTERN, FILENAME_RULE, ModelCheckpoint
 from declarative.callbacks.on_exception import OnExceptionCheckpoint
+from declarative.callbacks.timer import DURATION_SCHEMA, Timer
 from declarative.callbacks.weight_averaging import EMAWeightAveraging, StochasticWeightAveraging, WeightAveraging
 from declarative.registry import Entry, Param, Registry, first_line, signature_params
 
 __all__ = ["BackboneFinetuning", "CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric",
+           "callback_results", "Timer",
            "EMAWeightAveraging", "GradientAccumulationScheduler", "OnExceptionCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
@@ -57,3 +59,4 @@ _add_with_mappings(GradientAccumulationScheduler, {"scheduling": Param("scheduli
     "type": "object", "propertyNames": {"pattern": "^[0-9]+$", "x-pattern": "is not an epoch: keys are epochs, 0 or more"},
     "additionalProperties": {"type": "integer", "minimum": 1},
     "description": "{epoch: accumulation_factor}, epochs 0-based, e.g. {0: 8, 4: 4, 8: 1}."}, True)})
+_add_with_mappings(Timer, {"duration": Param("duration", DURATION_SCHEMA, False)})
