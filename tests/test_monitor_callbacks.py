@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pytest
 import torch
@@ -100,3 +101,59 @@ def test_timer_keeps_counting_the_training_time_of_the_run_it_resumes(tmp_path):
 def test_timer_duration_in_a_wrong_form_is_a_located_error(tmp_path):
     with pytest.raises(SpecError, match="duration '1:2:3' is not a duration: write \"DD:HH:MM:SS\""):
         run(tmp_path, "callbacks=[{Timer: {duration: '1:2:3'}}]")
+
+
+# --- SpikeDetection --------------------------------------------------------------------------------------
+
+class OneProcess:
+    def reduce_any(self, flag: bool) -> bool:
+        return flag
+
+
+class SpikeTrainer:
+    """Just what SpikeDetection reads."""
+
+    def __init__(self, root_dir, callback):
+        self.root_dir, self.callbacks, self.strategy = root_dir, [callback], OneProcess()
+        self.current_epoch, self.is_global_zero = 0, True
+
+
+def first_spike(tmp_path, losses: list[float], **arguments) -> int | None:
+    from declarative.callbacks import SpikeDetection, TrainingSpikeError
+
+    callback = SpikeDetection(**arguments)
+    trainer = SpikeTrainer(tmp_path, callback)
+    callback.setup(trainer, None, "fit")
+    for batch_idx, loss in enumerate(losses):
+        try:
+            callback.on_train_batch_end(trainer, None, torch.tensor(loss), None, batch_idx)
+        except TrainingSpikeError as exc:
+            assert exc.where == ("callbacks", 0)
+            assert json.loads((tmp_path / "skip_batches.json").read_text()) == [batch_idx - 1, batch_idx]
+            return batch_idx
+    return None
+
+
+@pytest.mark.parametrize("losses, arguments, spike", [
+    # running mean of 1.0, 0.9, 0.95, 0.8 is 0.9125: 2.9 is 1.9875 above it, beyond rtol 2 × 0.9125
+    ([1.0, 0.9, 0.95, 0.8, 2.9], {}, 4),
+    ([1.0, 0.9, 0.95, 0.8, 2.7], {}, None),  # 1.7875 above: within rtol
+    ([1.0, 0.9, 0.95, 0.8, 2.9], {"atol": 2.5}, None),  # atol must be passed too
+    ([5.0, 0.1, 0.05], {}, None),  # far from the mean, but better than the last loss: never a spike
+    ([9.0, 1.0], {}, None),  # the first batch of an epoch (warmup 1) is never a spike
+    ([1.0, 1.1, -5.0], {"mode": "max"}, 2),  # mode max: a fall is the spike
+    ([1.0, 1.1, math.nan], {}, 2),  # finite_only: NaN is a spike
+    ([1.0, 1.1, math.nan, 1.2], {"finite_only": False}, None),  # else it is left out
+])
+def test_spike_detection_follows_lightnings_rule(tmp_path, losses, arguments, spike):
+    assert first_spike(tmp_path, losses, **arguments) == spike
+
+
+def test_a_spike_stops_the_run_with_a_located_error_and_the_batches_on_file(tmp_path):
+    with pytest.raises(SpecError, match=r"training loss spike at epoch 0, batch 1: loss .* batches \[0, 1\] are "
+                                        r"written to .*skip_batches.json") as raised:
+        run(tmp_path, "optimizer={SGD: {lr: 20.0}}", "callbacks=[{SpikeDetection: {exclude_batches_path: spikes}}]")
+    run_dir = next((tmp_path / "runs" / "tiny").iterdir())
+    assert json.loads((run_dir / "spikes" / "skip_batches.json").read_text()) == [0, 1]
+    assert json.loads((run_dir / "results.json").read_text())["status"] == "failed"
+    assert "callbacks=[{SpikeDetection" in str(raised.value)  # located at the callback (here: its override)

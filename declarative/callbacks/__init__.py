@@ -18,12 +18,13 @@ from declarative.callbacks.finetuning import BackboneFinetuning
 from declarative.callbacks.lr_monitor import LearningRateMonitor
 from declarative.callbacks.model_checkpoint import FILENAME_PATTERN, FILENAME_RULE, ModelCheckpoint
 from declarative.callbacks.on_exception import OnExceptionCheckpoint
+from declarative.callbacks.spike import SpikeDetection, TrainingSpikeError
 from declarative.callbacks.timer import DURATION_SCHEMA, Timer
 from declarative.callbacks.weight_averaging import EMAWeightAveraging, StochasticWeightAveraging, WeightAveraging
 from declarative.registry import Entry, Param, Registry, first_line, signature_params
 
 __all__ = ["BackboneFinetuning", "CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric",
-           "callback_results", "Timer",
+           "callback_results", "SpikeDetection", "Timer", "TrainingSpikeError",
            "EMAWeightAveraging", "GradientAccumulationScheduler", "OnExceptionCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
@@ -60,3 +61,4 @@ _add_with_mappings(GradientAccumulationScheduler, {"scheduling": Param("scheduli
     "additionalProperties": {"type": "integer", "minimum": 1},
     "description": "{epoch: accumulation_factor}, epochs 0-based, e.g. {0: 8, 4: 4, 8: 1}."}, True)})
 _add_with_mappings(Timer, {"duration": Param("duration", DURATION_SCHEMA, False)})
+CALLBACKS.add_class(SpikeDetection, constraints={"window": {"minimum": 1}, "warmup": {"minimum": 0}})

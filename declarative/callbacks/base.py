@@ -39,6 +39,8 @@ class TrainerView(Protocol):
     settings: Any  # TrainerSettings
     accumulate_grad_batches: int  # batches per optimizer step this epoch (GradientAccumulationScheduler sets it)
     strategy: Any  # root_device, world_size, reduce_any(flag), broadcast(obj), unwrap(model)
+    callbacks: list[Any]  # every callback, in the order given (a callback's index locates its errors)
+    root_dir: Path  # the run folder
     precision: Any  # the PrecisionPlugin (.name: "32-true", "bf16-mixed", ...)
 
     @property
