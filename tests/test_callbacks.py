@@ -26,7 +26,7 @@ def val_losses(result) -> list[float]:
 def test_callbacks_are_registered_with_their_lightning_arguments():
     assert CALLBACKS.names() == ["BackboneFinetuning", "EarlyStopping", "EMAWeightAveraging",
                                  "GradientAccumulationScheduler", "LearningRateMonitor",
-                                 "ModelCheckpoint", "OnExceptionCheckpoint", "SpikeDetection", "StochasticWeightAveraging",
+                                 "ModelCheckpoint", "ModelPruning", "OnExceptionCheckpoint", "SpikeDetection", "StochasticWeightAveraging",
                                  "Timer", "WeightAveraging"]
     assert set(CALLBACKS["ModelCheckpoint"].params) == {"dirpath", "filename", "monitor", "mode", "save_top_k",
                                                         "save_last", "every_n_epochs", "every_n_train_steps",

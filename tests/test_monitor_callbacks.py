@@ -157,3 +157,40 @@ def test_a_spike_stops_the_run_with_a_located_error_and_the_batches_on_file(tmp_
     assert json.loads((run_dir / "spikes" / "skip_batches.json").read_text()) == [0, 1]
     assert json.loads((run_dir / "results.json").read_text())["status"] == "failed"
     assert "callbacks=[{SpikeDetection" in str(raised.value)  # located at the callback (here: its override)
+
+
+# --- ModelPruning ----------------------------------------------------------------------------------------
+
+def zeros(state_dict: dict) -> int:
+    return sum(int((tensor == 0).sum()) for tensor in state_dict.values())
+
+
+def test_pruning_leaves_the_asked_sparsity_in_plain_weights_the_model_loads(tmp_path):
+    from declarative.run import test_checkpoint
+
+    console = quiet()
+    result = run(tmp_path, "trainer.max_epochs=1", "callbacks=[{ModelPruning: {pruning_fn: l1_unstructured, "
+                                                   "amount: 0.5, verbose: 1}}]", console=console)
+    path = result.run_dir / "checkpoints" / "last.ckpt"
+    state = load_checkpoint(path)["state_dict"]  # weights_only=True
+    # every weight and bias of the two Linear layers (4·16 + 16 + 16·3 + 3 = 131), half of them pruned globally
+    assert sorted(state) == ["layers.0.bias", "layers.0.weight", "layers.2.bias", "layers.2.weight"]
+    assert zeros(state) == round(0.5 * 131)
+    assert "Applied `L1Unstructured`. Pruned: 0/131 (0.00%) -> 66/131 (50.38%)" in console.file.getvalue()
+    assert test_checkpoint(path, console=quiet()) == result.test_metrics  # the spec's own model loads them
+
+
+def test_pruning_amount_by_epoch_prunes_only_at_those_epochs(tmp_path):
+    result = run(tmp_path, "trainer.max_epochs=3", "callbacks=[{ModelCheckpoint: {save_top_k: -1}}, "
+                 "{ModelPruning: {pruning_fn: l1_unstructured, amount: {1: 0.5, 2: 0.5}, "
+                 "parameter_names: [weight]}}]")
+    checkpoints = result.run_dir / "checkpoints"
+    pruned = [zeros(load_checkpoint(checkpoints / f"epoch={e}-step={3 * (e + 1)}.ckpt")["state_dict"])
+              for e in range(3)]
+    # 112 weights: none pruned after epoch 0, 56 after epoch 1, then half of the remaining 56 more
+    assert pruned == [0, 56, 84]
+
+
+def test_pruning_resumes_exactly_with_its_masks(tmp_path):
+    resumed_equals_straight(tmp_path, "epoch=1-step=4.ckpt", "trainer.max_epochs=3",
+                            "callbacks=[{ModelPruning: {pruning_fn: l1_unstructured, amount: 0.3}}]")

@@ -18,13 +18,14 @@ from declarative.callbacks.finetuning import BackboneFinetuning
 from declarative.callbacks.lr_monitor import LearningRateMonitor
 from declarative.callbacks.model_checkpoint import FILENAME_PATTERN, FILENAME_RULE, ModelCheckpoint
 from declarative.callbacks.on_exception import OnExceptionCheckpoint
+from declarative.callbacks.pruning import AMOUNT_SCHEMA, ModelPruning
 from declarative.callbacks.spike import SpikeDetection, TrainingSpikeError
 from declarative.callbacks.timer import DURATION_SCHEMA, Timer
 from declarative.callbacks.weight_averaging import EMAWeightAveraging, StochasticWeightAveraging, WeightAveraging
 from declarative.registry import Entry, Param, Registry, first_line, signature_params
 
 __all__ = ["BackboneFinetuning", "CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric",
-           "callback_results", "SpikeDetection", "Timer", "TrainingSpikeError",
+           "callback_results", "ModelPruning", "SpikeDetection", "Timer", "TrainingSpikeError",
            "EMAWeightAveraging", "GradientAccumulationScheduler", "OnExceptionCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
@@ -62,3 +63,5 @@ _add_with_mappings(GradientAccumulationScheduler, {"scheduling": Param("scheduli
     "description": "{epoch: accumulation_factor}, epochs 0-based, e.g. {0: 8, 4: 4, 8: 1}."}, True)})
 _add_with_mappings(Timer, {"duration": Param("duration", DURATION_SCHEMA, False)})
 CALLBACKS.add_class(SpikeDetection, constraints={"window": {"minimum": 1}, "warmup": {"minimum": 0}})
+_add_with_mappings(ModelPruning, {"amount": Param("amount", AMOUNT_SCHEMA, False)}, constraints={"pruning_dim": {"minimum": 0},
+                                                                                   "pruning_norm": {"minimum": 1}})
