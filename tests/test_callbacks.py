@@ -27,7 +27,7 @@ def test_callbacks_are_registered_with_their_lightning_arguments():
     assert CALLBACKS.names() == ["BackboneFinetuning", "EarlyStopping", "EMAWeightAveraging",
                                  "GradientAccumulationScheduler", "LearningRateMonitor",
                                  "ModelCheckpoint", "ModelPruning", "OnExceptionCheckpoint", "SpikeDetection", "StochasticWeightAveraging",
-                                 "Timer", "WeightAveraging"]
+                                 "ThroughputMonitor", "Timer", "WeightAveraging"]
     assert set(CALLBACKS["ModelCheckpoint"].params) == {"dirpath", "filename", "monitor", "mode", "save_top_k",
                                                         "save_last", "every_n_epochs", "every_n_train_steps",
                                                         "train_time_interval", "save_on_train_epoch_end"}

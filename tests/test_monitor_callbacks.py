@@ -194,3 +194,18 @@ def test_pruning_amount_by_epoch_prunes_only_at_those_epochs(tmp_path):
 def test_pruning_resumes_exactly_with_its_masks(tmp_path):
     resumed_equals_straight(tmp_path, "epoch=1-step=4.ckpt", "trainer.max_epochs=3",
                             "callbacks=[{ModelPruning: {pruning_fn: l1_unstructured, amount: 0.3}}]")
+
+
+# --- ThroughputMonitor -----------------------------------------------------------------------------------
+
+def test_throughput_monitor_logs_samples_batches_and_flops_per_second(tmp_path):
+    result = run(tmp_path, "trainer.log_every_n_steps=1", "callbacks=[{ThroughputMonitor: {window_size: 2}}]")
+    samples, batches, flops = (logged(result, f"train/{name}_per_sec") for name in ("samples", "batches", "flops"))
+    # 6 steps of 16 samples; the rates start once the 2-batch window is full
+    assert [step for step, _ in samples] == [2, 3, 4, 5, 6] and all(rate > 0 for _, rate in samples)
+    assert all(s == pytest.approx(16 * b) for (_, s), (_, b) in zip(samples, batches))
+    assert [value for _, value in logged(result, "train/samples")] == [16.0 * step for step in range(1, 7)]
+    # FLOPs of one batch, forward (2·16·4·16 + 2·16·16·3) and backward (both weight gradients and the
+    # second layer's input gradient): 3584 + 2048 + 1536 + 1536
+    assert all(f == pytest.approx(8704 * b) for (_, f), (_, b) in zip(flops, batches))
+    assert not logged(result, "train/device/mfu")  # no known peak on the CPU

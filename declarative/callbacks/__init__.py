@@ -20,12 +20,13 @@ from declarative.callbacks.model_checkpoint import FILENAME_PATTERN, FILENAME_RU
 from declarative.callbacks.on_exception import OnExceptionCheckpoint
 from declarative.callbacks.pruning import AMOUNT_SCHEMA, ModelPruning
 from declarative.callbacks.spike import SpikeDetection, TrainingSpikeError
+from declarative.callbacks.throughput import ThroughputMonitor
 from declarative.callbacks.timer import DURATION_SCHEMA, Timer
 from declarative.callbacks.weight_averaging import EMAWeightAveraging, StochasticWeightAveraging, WeightAveraging
 from declarative.registry import Entry, Param, Registry, first_line, signature_params
 
 __all__ = ["BackboneFinetuning", "CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric",
-           "callback_results", "ModelPruning", "SpikeDetection", "Timer", "TrainingSpikeError",
+           "callback_results", "ModelPruning", "SpikeDetection", "ThroughputMonitor", "Timer", "TrainingSpikeError",
            "EMAWeightAveraging", "GradientAccumulationScheduler", "OnExceptionCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
@@ -65,3 +66,4 @@ _add_with_mappings(Timer, {"duration": Param("duration", DURATION_SCHEMA, False)
 CALLBACKS.add_class(SpikeDetection, constraints={"window": {"minimum": 1}, "warmup": {"minimum": 0}})
 _add_with_mappings(ModelPruning, {"amount": Param("amount", AMOUNT_SCHEMA, False)}, constraints={"pruning_dim": {"minimum": 0},
                                                                                    "pruning_norm": {"minimum": 1}})
+CALLBACKS.add_class(ThroughputMonitor, constraints={"window_size": {"minimum": 2}})
