@@ -24,7 +24,7 @@ def val_losses(result) -> list[float]:
 
 
 def test_callbacks_are_registered_with_their_lightning_arguments():
-    assert CALLBACKS.names() == ["BackboneFinetuning", "EarlyStopping", "EMAWeightAveraging",
+    assert CALLBACKS.names() == ["BackboneFinetuning", "DeviceStatsMonitor", "EarlyStopping", "EMAWeightAveraging",
                                  "GradientAccumulationScheduler", "LearningRateMonitor",
                                  "ModelCheckpoint", "ModelPruning", "OnExceptionCheckpoint", "SpikeDetection", "StochasticWeightAveraging",
                                  "ThroughputMonitor", "Timer", "WeightAveraging"]

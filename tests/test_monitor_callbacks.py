@@ -209,3 +209,33 @@ def test_throughput_monitor_logs_samples_batches_and_flops_per_second(tmp_path):
     # second layer's input gradient): 3584 + 2048 + 1536 + 1536
     assert all(f == pytest.approx(8704 * b) for (_, f), (_, b) in zip(flops, batches))
     assert not logged(result, "train/device/mfu")  # no known peak on the CPU
+
+
+# --- DeviceStatsMonitor ----------------------------------------------------------------------------------
+
+PREFIX = "DeviceStatsMonitor.on_train_batch_end/"
+
+
+def test_device_stats_monitor_logs_cpu_stats_at_each_logging_step(tmp_path):
+    result = run(tmp_path, "trainer.log_every_n_steps=2", "callbacks=[DeviceStatsMonitor]")
+    rss = logged(result, PREFIX + "process_rss_bytes")
+    assert [step for step, _ in rss] == [2, 4, 6]
+    assert all(10e6 < value < 100e9 for _, value in rss)  # this process's resident memory, in bytes
+    assert all(0 <= value <= 100 for _, value in logged(result, PREFIX + "cpu_vm_percent"))
+    assert all(value > 0 for _, value in logged(result, PREFIX + "process_cpu_percent"))  # it trained meanwhile
+
+
+def test_device_stats_monitor_logs_only_the_keys_asked_for_and_needs_a_logger(tmp_path):
+    result = run(tmp_path, "trainer.log_every_n_steps=2",
+                 "callbacks=[{DeviceStatsMonitor: {filter_keys: [process_rss_bytes]}}]")
+    assert [name for name in csv_rows(result)[0] if name.startswith(PREFIX)] == [PREFIX + "process_rss_bytes"]
+    with pytest.raises(SpecError, match="DeviceStatsMonitor needs a logger"):
+        run(tmp_path, "logger=false", "callbacks=[DeviceStatsMonitor]")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA memory stats need a CUDA GPU")
+def test_device_stats_monitor_logs_cuda_memory(tmp_path):
+    result = run(tmp_path, "trainer.accelerator=gpu", "trainer.log_every_n_steps=2", "callbacks=[DeviceStatsMonitor]")
+    peaks = logged(result, PREFIX + "allocated_bytes.all.peak")
+    assert [step for step, _ in peaks] == [2, 4, 6] and all(value > 0 for _, value in peaks)
+    assert not logged(result, PREFIX + "process_rss_bytes")  # cpu_stats: none → only on the CPU

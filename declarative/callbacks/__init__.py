@@ -13,6 +13,7 @@ import inspect
 
 from declarative.callbacks.accumulation import GradientAccumulationScheduler
 from declarative.callbacks.base import Callback, callback_results, require_metric
+from declarative.callbacks.device_stats import DeviceStatsMonitor
 from declarative.callbacks.early_stopping import EarlyStopping
 from declarative.callbacks.finetuning import BackboneFinetuning
 from declarative.callbacks.lr_monitor import LearningRateMonitor
@@ -26,7 +27,7 @@ from declarative.callbacks.weight_averaging import EMAWeightAveraging, Stochasti
 from declarative.registry import Entry, Param, Registry, first_line, signature_params
 
 __all__ = ["BackboneFinetuning", "CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric",
-           "callback_results", "ModelPruning", "SpikeDetection", "ThroughputMonitor", "Timer", "TrainingSpikeError",
+           "callback_results", "DeviceStatsMonitor", "ModelPruning", "SpikeDetection", "ThroughputMonitor", "Timer", "TrainingSpikeError",
            "EMAWeightAveraging", "GradientAccumulationScheduler", "OnExceptionCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
@@ -67,3 +68,4 @@ CALLBACKS.add_class(SpikeDetection, constraints={"window": {"minimum": 1}, "warm
 _add_with_mappings(ModelPruning, {"amount": Param("amount", AMOUNT_SCHEMA, False)}, constraints={"pruning_dim": {"minimum": 0},
                                                                                    "pruning_norm": {"minimum": 1}})
 CALLBACKS.add_class(ThroughputMonitor, constraints={"window_size": {"minimum": 2}})
+CALLBACKS.add_class(DeviceStatsMonitor)
