@@ -46,19 +46,19 @@ def resumed_equals_straight(tmp_path, checkpoint_name: str, *overrides: str) -> 
 
 # --- GradientAccumulationScheduler ------------------------------------------------------------------------
 
-SCHEDULE = "callbacks=[{GradientAccumulationScheduler: {scheduling: {0: 4, 2: 3, 3: 1}}}]"
+SCHEDULE = "callbacks=[{GradientAccumulationScheduler: {scheduling: {0: 3, 2: 2, 3: 1}}}]"
 
 
 def test_accumulation_follows_the_schedule_epoch_by_epoch(tmp_path):
-    # 12 batches an epoch: 4 per step in epochs 0-1 (3 steps), 3 in epoch 2 (4 steps), then 1 (12 steps)
-    result = run(tmp_path, "data.batch_size=4", "trainer.max_epochs=4", "trainer.log_every_n_steps=1", SCHEDULE)
-    assert steps_per_epoch(result) == [3, 3, 4, 12]
-    assert result.global_step == 22
+    # 6 batches an epoch: 3 per step in epochs 0-1 (2 steps), 2 in epoch 2 (3 steps), then 1 (6 steps)
+    result = run(tmp_path, "data.batch_size=8", "trainer.max_epochs=4", "trainer.log_every_n_steps=1", SCHEDULE)
+    assert steps_per_epoch(result) == [2, 2, 3, 6]
+    assert result.global_step == 13
 
 
 def test_accumulation_schedule_resumes_exactly_in_the_middle_of_an_epoch(tmp_path):
-    # step 8: the second step of epoch 2, whose factor (3) the resumed run takes from the epoch
-    resumed_equals_straight(tmp_path, "epoch=2-step=8.ckpt", "data.batch_size=4", "trainer.max_epochs=3", SCHEDULE)
+    # step 5: the first step of epoch 2, whose factor (2) the resumed run takes from the epoch
+    resumed_equals_straight(tmp_path, "epoch=2-step=5.ckpt", "data.batch_size=8", "trainer.max_epochs=3", SCHEDULE)
 
 
 def test_accumulation_schedule_beside_accumulate_grad_batches_is_a_located_error(tmp_path):
