@@ -23,10 +23,10 @@ CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 _AMOUNT = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "number", "minimum": 0, "maximum": 1}]}
 AMOUNT_SCHEMA = {
-    "if": {"type": "object"},
-    "then": {"propertyNames": {"pattern": "^[0-9]+$", "x-pattern": "is not an epoch: keys are epochs, 0 or more"},
-             "additionalProperties": _AMOUNT},
-    "else": _AMOUNT,
+    "if": {"type": "number"},
+    "then": _AMOUNT,
+    "else": {"type": "object", "additionalProperties": _AMOUNT,
+             "propertyNames": {"pattern": "^[0-9]+$", "x-pattern": "is not an epoch: keys are epochs, 0 or more"}},
     "default": 0.5,
     "description": "What to prune at each pruning: a fraction of the parameters (float, 0-1) or a count (int); "
                    "or {epoch: amount} to prune only at those epochs."}

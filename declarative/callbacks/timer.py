@@ -17,10 +17,9 @@ UNITS = ("weeks", "days", "hours", "minutes", "seconds", "milliseconds", "micros
 DURATION_SCHEMA = {  # if/then/else: a wrong string or mapping gets an error about what is wrong in it
     "if": {"type": "string"},
     "then": {"pattern": r"^\d+:\d{2}:\d{2}:\d{2}$", "x-pattern": 'is not a duration: write "DD:HH:MM:SS"'},
-    "else": {"if": {"type": "object"},
-             "then": {"minProperties": 1, "additionalProperties": False,
-                      "properties": {unit: {"type": "number", "minimum": 0} for unit in UNITS}},
-             "else": {"type": "null"}},
+    "else": {"if": {"type": "null"},
+             "else": {"type": "object", "minProperties": 1, "additionalProperties": False,
+                      "properties": {unit: {"type": "number", "minimum": 0} for unit in UNITS}}},
     "default": None,
     "description": 'When training stops: "DD:HH:MM:SS" or {days, hours, minutes, seconds, ...}; none: only measure.'}
 
