@@ -23,7 +23,7 @@ from rich.console import Console
 from declarative.assembly.build import Assembly, assemble
 from declarative.assembly.record import spec_text
 from declarative.assembly.tasks import task_summary
-from declarative.callbacks import CALLBACKS, ModelCheckpoint, callback_results
+from declarative.callbacks import CALLBACKS, ModelCheckpoint, TrainingSpikeError, callback_results
 from declarative.errors import Location, Problem, SpecError
 from declarative.loggers import LOGGERS
 from declarative.spec.config import Component, Spec
@@ -144,7 +144,7 @@ def _fit(run: Assembly, console: Console, threads: str, resuming: tuple | None =
         raise
     except (EngineError, SpecError) as exc:
         # found by fit's checks or the sanity check: no run happened (a resumed run's folder stays, always)
-        rejected = trainer.global_step == 0 and resuming is None
+        rejected = trainer.global_step == 0 and resuming is None and not isinstance(exc, TrainingSpikeError)
         located = run.locator.error(exc) if isinstance(exc, EngineError) else exc
         error = str(located)
         raise located from None

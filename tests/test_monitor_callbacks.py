@@ -239,3 +239,12 @@ def test_device_stats_monitor_logs_cuda_memory(tmp_path):
     peaks = logged(result, PREFIX + "allocated_bytes.all.peak")
     assert [step for step, _ in peaks] == [2, 4, 6] and all(value > 0 for _, value in peaks)
     assert not logged(result, PREFIX + "process_rss_bytes")  # cpu_stats: none → only on the CPU
+
+
+def test_a_spike_before_the_first_optimizer_step_keeps_its_batch_file(tmp_path):
+    # 2 batches per step: the spike at batch 1 comes before any step, and the run folder stays for its file
+    with pytest.raises(SpecError, match=r"batches \[0, 1\]"):
+        run(tmp_path, "trainer.accumulate_grad_batches=2",
+            "callbacks=[{SpikeDetection: {rtol: 0.0}}]")  # rtol 0: any rise of the loss is a spike
+    run_dir = next((tmp_path / "runs" / "tiny").iterdir())
+    assert json.loads((run_dir / "skip_batches.json").read_text()) == [0, 1]
