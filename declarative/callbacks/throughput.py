@@ -121,13 +121,16 @@ def batch_size(inputs: Any) -> int:
 
 
 def count_flops(module: torch.nn.Module, inputs: Any) -> int | None:
-    """FLOPs of one forward and backward pass of `module` on `inputs`, counted on the meta device (nothing runs,
-    nothing changes: parameters, buffers and generators stay as they were); None when torch cannot count them."""
+    """FLOPs of one forward and backward pass of `module` on `inputs`, counted on the meta device in eval mode
+    (nothing runs, nothing changes: parameters, buffers and generators stay as they were); None when torch cannot
+    count them."""
     from torch.utils.flop_counter import FlopCounterMode
 
     def meta(tensor: Any) -> Any:
         return torch.empty_like(tensor, device="meta") if isinstance(tensor, torch.Tensor) else tensor
 
+    was_training = module.training
+    module.eval()  # no collective on meta tensors (SyncBatchNorm syncs only in training); dropout's FLOPs are few
     try:
         parameters = {name: torch.empty_like(p, device="meta", requires_grad=p.requires_grad)
                       for name, p in module.named_parameters()}
@@ -141,6 +144,8 @@ def count_flops(module: torch.nn.Module, inputs: Any) -> int | None:
         return int(counter.get_total_flops())
     except Exception:  # a model torch cannot trace on the meta device: no FLOP rates, training goes on
         return None
+    finally:
+        module.train(was_training)
 
 
 def compute_dtype(precision_name: str) -> torch.dtype:
