@@ -27,8 +27,9 @@ DURATION_SCHEMA = {  # if/then/else: a wrong string or mapping gets an error abo
 class Timer(Callback):
     """Track the time spent in training, validation and testing; stop training when `duration` is up.
 
-    The elapsed times (seconds) are printed at the end and written to results.json under ``time_elapsed``;
-    a checkpoint keeps them, so a resumed run goes on counting the training time it had (Lightning's Timer).
+    The elapsed times (seconds; training's whole, the other stages' latest run, as Lightning counts them) are
+    printed at the end and written to results.json under ``time_elapsed``; a checkpoint keeps them, so a resumed
+    run goes on counting the training time it had (Lightning's Timer).
 
     Args:
         duration: how long training may run: "DD:HH:MM:SS", or {days, hours, minutes, seconds, ...}; none: no
@@ -90,7 +91,7 @@ class Timer(Callback):
         self._end("train")
         if self._verbose:
             trainer.print(f"Timer: training took {_shown(self.time_elapsed('train'))}"
-                          + (f", validation {_shown(self.time_elapsed('validate'))}"
+                          + (f"; the last validation run {_shown(self.time_elapsed('validate'))}"
                              if self._start_time["validate"] is not None else ""))
 
     def on_validation_start(self, trainer: Any, model: Any) -> None:
