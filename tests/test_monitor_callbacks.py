@@ -248,3 +248,14 @@ def test_a_spike_before_the_first_optimizer_step_keeps_its_batch_file(tmp_path):
             "callbacks=[{SpikeDetection: {rtol: 0.0}}]")  # rtol 0: any rise of the loss is a spike
     run_dir = next((tmp_path / "runs" / "tiny").iterdir())
     assert json.loads((run_dir / "skip_batches.json").read_text()) == [0, 1]
+
+
+def test_pruning_only_the_parameters_named_by_globs(tmp_path):
+    result = run(tmp_path, "trainer.max_epochs=1", "callbacks=[{ModelPruning: {pruning_fn: l1_unstructured, "
+                                                   "parameters_to_prune: ['layers.0.*']}}]")
+    state = load_checkpoint(result.run_dir / "checkpoints" / "last.ckpt")["state_dict"]
+    assert zeros({k: v for k, v in state.items() if k.startswith("layers.0.")}) == round(0.5 * (64 + 16))
+    assert zeros({k: v for k, v in state.items() if k.startswith("layers.2.")}) == 0
+    with pytest.raises(SpecError, match="parameters_to_prune 'layer.0.weight' matches no weight or bias parameter "
+                                        "of the model — did you mean 'layers.0.weight'"):
+        run(tmp_path, "callbacks=[{ModelPruning: {pruning_fn: l1_unstructured, parameters_to_prune: [layer.0.weight]}}]")

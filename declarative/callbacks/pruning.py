@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import fnmatch
 from typing import Any, Literal, Optional, Union
 
 import torch
@@ -10,6 +11,7 @@ import torch.nn.utils.prune as torch_prune
 from torch import nn
 
 from declarative.callbacks.base import Callback
+from declarative.errors import did_you_mean
 from declarative.training.errors import MisconfigurationError
 
 __all__ = ["ModelPruning", "AMOUNT_SCHEMA"]
@@ -46,6 +48,8 @@ class ModelPruning(Callback):
     Args:
         pruning_fn: torch's pruning function: ``l1_unstructured``, ``random_unstructured``, ``ln_structured`` or
             ``random_structured`` (the last two with ``use_global_unstructured: false`` and ``pruning_dim``).
+        parameters_to_prune: which parameters, as globs over their names in the model (``layers.0.weight``,
+            ``layers.2.*``; Lightning takes (module, name) pairs); none: every layer's. Default: None
         parameter_names: which parameters of each layer to prune, ``weight`` and/or ``bias``.
             Default: None (both)
         use_global_unstructured: rank the parameters of all layers together (one global threshold) rather than
@@ -67,6 +71,7 @@ class ModelPruning(Callback):
 
     def __init__(self, pruning_fn: Literal["l1_unstructured", "random_unstructured", "ln_structured",
                                            "random_structured"],
+                 parameters_to_prune: Optional[list[str]] = None,
                  parameter_names: Optional[list[Literal["weight", "bias"]]] = None,
                  use_global_unstructured: bool = True, amount: Union[Amount, dict] = 0.5, apply_pruning: bool = True,
                  make_pruning_permanent: bool = True, use_lottery_ticket_hypothesis: bool = True,
@@ -92,6 +97,7 @@ class ModelPruning(Callback):
             self._kwargs["dim"] = pruning_dim
         self.pruning_fn = pruning_fn
         self._parameter_names = names
+        self._patterns = list(parameters_to_prune) if parameters_to_prune else None
         self._use_global_unstructured = use_global_unstructured
         self.amount = _schedule(amount) if isinstance(amount, dict) else _checked(amount)
         self._apply_pruning = apply_pruning
@@ -119,6 +125,8 @@ class ModelPruning(Callback):
             for module_name, module in root.named_modules()
             if module is not root and not isinstance(module, CONTAINERS)
             and isinstance(getattr(module, name, None), nn.Parameter)]
+        if self._patterns is not None:
+            self._parameters_to_prune = self._selected(self._parameters_to_prune)
         if not self._parameters_to_prune:
             raise MisconfigurationError(f"ModelPruning finds no {' or '.join(self._parameter_names)} parameter to "
                                         "prune in this model", ("parameter_names",))
@@ -132,6 +140,19 @@ class ModelPruning(Callback):
             # resumed run's masks come back with the weights
             for _, module, name in self._parameters_to_prune:
                 torch_prune.identity(module, name)
+
+    def _selected(self, candidates: list[tuple[str, nn.Module, str]]) -> list[tuple[str, nn.Module, str]]:
+        """The candidates whose `layer.parameter` name a glob of `parameters_to_prune` matches; a glob that
+        matches none is an error naming the names there are."""
+        names = [f"{m}.{n}" for m, _, n in candidates]
+        for index, pattern in enumerate(self._patterns or []):
+            if not fnmatch.filter(names, pattern):
+                hint = did_you_mean(pattern, names)
+                raise MisconfigurationError(
+                    f"parameters_to_prune '{pattern}' matches no {' or '.join(self._parameter_names)} parameter of "
+                    f"the model" + (f" — {hint}" if hint else "") + f" (there are: {', '.join(names)})",
+                    ("parameters_to_prune", index))
+        return [c for c, name in zip(candidates, names) if any(fnmatch.fnmatchcase(name, p) for p in self._patterns)]
 
     # -- when -------------------------------------------------------------------------------------------------
 
