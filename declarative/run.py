@@ -24,6 +24,8 @@ from declarative.assembly.build import Assembly, assemble
 from declarative.assembly.record import spec_text
 from declarative.assembly.tasks import task_summary
 from declarative.callbacks import CALLBACKS, ModelCheckpoint, TrainingSpikeError, callback_results
+from declarative.callbacks.model_summary import summary_depth
+from declarative.callbacks.progress_bars import check_progress_bars
 from declarative.errors import Location, Problem, SpecError
 from declarative.loggers import LOGGERS
 from declarative.spec.config import Component, Spec
@@ -96,10 +98,10 @@ def _fit(run: Assembly, console: Console, threads: str, resuming: tuple | None =
     except MisconfigurationError as exc:
         raise run.locator.error(exc) from None
     if strategy.is_global_zero:
-        if spec.trainer.enable_model_summary:
+        if depth := summary_depth(spec.trainer.enable_model_summary, trainer.callbacks):
             from declarative.model.summary import print_summary
 
-            print_summary(console, run.plan, spec.name)
+            print_summary(console, run.plan, spec.name, depth)
         console.print(f"{data.description}; {threads}", markup=False, highlight=False)
         if chosen := task_summary(spec):
             console.print(chosen, markup=False, highlight=False)
@@ -262,6 +264,7 @@ def build_callbacks(spec: Spec) -> list[Any]:
         callback = CALLBACKS.build_component(component, spec)
         callback.spec_path = component.path + (component.name,)
         callbacks.append(callback)
+    check_progress_bars(spec, callbacks)
     if spec.trainer.fast_dev_run:  # a quick check keeps no checkpoint, as Lightning's fast_dev_run
         callbacks = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
         return callbacks

@@ -5,6 +5,8 @@
       - EarlyStopping: {monitor: val/loss, patience: 3}
       - LearningRateMonitor
       - OnExceptionCheckpoint
+      - {ModelSummary: {max_depth: 2}}
+      - {RichProgressBar: {refresh_rate: 10, leave: true}}
 """
 
 from __future__ import annotations
@@ -18,17 +20,22 @@ from declarative.callbacks.early_stopping import EarlyStopping
 from declarative.callbacks.finetuning import BackboneFinetuning
 from declarative.callbacks.lr_monitor import LearningRateMonitor
 from declarative.callbacks.model_checkpoint import FILENAME_PATTERN, FILENAME_RULE, ModelCheckpoint
+from declarative.callbacks.model_summary import ModelSummary, RichModelSummary
 from declarative.callbacks.on_exception import OnExceptionCheckpoint
+from declarative.callbacks.progress_bars import RichProgressBar, TQDMProgressBar
 from declarative.callbacks.pruning import AMOUNT_SCHEMA, ModelPruning
 from declarative.callbacks.spike import SpikeDetection, TrainingSpikeError
 from declarative.callbacks.throughput import ThroughputMonitor
 from declarative.callbacks.timer import DURATION_SCHEMA, Timer
 from declarative.callbacks.weight_averaging import EMAWeightAveraging, StochasticWeightAveraging, WeightAveraging
 from declarative.registry import Entry, Param, Registry, first_line, signature_params
+from declarative.training.progress import THEME_FIELDS
 
 __all__ = ["BackboneFinetuning", "CALLBACKS", "Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "require_metric",
-           "callback_results", "DeviceStatsMonitor", "ModelPruning", "SpikeDetection", "ThroughputMonitor", "Timer", "TrainingSpikeError",
-           "EMAWeightAveraging", "GradientAccumulationScheduler", "OnExceptionCheckpoint", "StochasticWeightAveraging", "WeightAveraging"]
+           "EMAWeightAveraging", "ModelSummary", "OnExceptionCheckpoint", "RichModelSummary", "RichProgressBar",
+           "StochasticWeightAveraging", "TQDMProgressBar", "WeightAveraging",
+           "callback_results", "DeviceStatsMonitor", "GradientAccumulationScheduler", "ModelPruning", "SpikeDetection",
+           "ThroughputMonitor", "Timer", "TrainingSpikeError"]
 
 CALLBACKS = Registry("callback", list_command="dtrain layers --kind callback")
 _checkpoint = CALLBACKS.add_class(ModelCheckpoint, constraints={"save_top_k": {"minimum": -1},
@@ -49,6 +56,13 @@ CALLBACKS.add_class(EMAWeightAveraging, constraints={"decay": {"minimum": 0, "ma
 CALLBACKS.add_class(StochasticWeightAveraging, constraints={"swa_lrs": {"minimum": 0}, "swa_epoch_start": {"minimum": 0},
                                                           "annealing_epochs": {"minimum": 1}})
 CALLBACKS.add_class(OnExceptionCheckpoint)
+CALLBACKS.add_class(ModelSummary, constraints={"max_depth": {"minimum": -1}})
+CALLBACKS.add_class(RichModelSummary, constraints={"max_depth": {"minimum": -1}})
+_THEME = {"type": ["object", "null"], "properties": {field: {"type": "string"} for field in THEME_FIELDS},
+          "additionalProperties": False, "default": None}
+CALLBACKS.add_class(RichProgressBar, constraints={"refresh_rate": {"minimum": 0}}).params["theme"] = Param(
+    "theme", _THEME, False)
+CALLBACKS.add_class(TQDMProgressBar, constraints={"refresh_rate": {"minimum": 0}, "process_position": {"minimum": 0}})
 
 
 def _add_with_mappings(cls: type, mappings: dict[str, Param], constraints: dict[str, dict] | None = None) -> Entry:

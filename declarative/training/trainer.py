@@ -30,7 +30,7 @@ from rich.console import Console
 from declarative.callbacks.base import require_metric
 from declarative.callbacks.model_checkpoint import ModelCheckpoint
 from declarative.training import preemption
-from declarative.training.checkpoint import load_checkpoint, save_checkpoint
+from declarative.training.checkpoint import WEIGHTS_ONLY_RESUME, link_or_copy, load_checkpoint, save_checkpoint
 from declarative.training.errors import (EngineError, MisconfigurationError, NonFiniteLossError, StepError,
                                          is_peer_failure)
 from declarative.training.metrics import MetricInputError, StageMetrics
@@ -109,11 +109,12 @@ class Trainer:
         self.root_dir = Path(root_dir) if root_dir is not None else Path.cwd()
         self.hparams = dict(hparams or {})
         self.checkpoint_extras = dict(checkpoint_extras or {})
-        self.callbacks = list(callbacks)
-        if settings.enable_progress_bar and strategy.is_global_zero:
-            from declarative.training.progress import ProgressBar
+        from declarative.training.progress import ProgressBar
 
-            self.callbacks.append(ProgressBar(self.console))  # last: it shows what the others logged
+        bars = [cb for cb in callbacks if isinstance(cb, ProgressBar)]  # a listed bar replaces the default one
+        self.callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
+        if settings.enable_progress_bar and strategy.is_global_zero:
+            self.callbacks.append(bars[0] if bars else ProgressBar(self.console))  # last: it shows what others logged
         missing = [stage for stage in STAGES if stage not in metrics]
         assert not missing, f"metrics needs a StageMetrics for {missing}"
         self.stage_metrics = dict(metrics)
@@ -204,15 +205,23 @@ class Trainer:
         if self.is_global_zero:
             self.console.print(message, markup=False, highlight=False)
 
-    def save_checkpoint(self, path: str | Path) -> None:
+    def save_checkpoint(self, path: str | Path, weights_only: bool = False) -> None:
         """Save the run's state to `path`; every process must call it (FSDP gathers), process 0 writes.
 
         Asked for during a training step or an epoch's end, the file is written at the step boundary that
-        follows (before the next batch), so that it resumes exactly there."""
+        follows (before the next batch), so that it resumes exactly there. `weights_only`: the weights and
+        the spec (what test, predict and export read), no optimizer, scheduler or loop state."""
         if self._deferred is not None:
-            self._deferred.append(("save", str(path), self.current_epoch))
+            self._deferred.append(("save", str(path), (self.current_epoch, weights_only)))
         else:
-            self._write_checkpoint(str(path), self.current_epoch)
+            self._write_checkpoint(str(path), self.current_epoch, weights_only)
+
+    def link_checkpoint(self, target: str | Path, link: str | Path) -> None:
+        """Make `link` point at the checkpoint `target` (process 0), once the saves asked for before are written."""
+        if self._deferred is not None:
+            self._deferred.append(("link", str(link), str(target)))
+        elif self.is_global_zero:
+            link_or_copy(str(target), str(link))
 
     def remove_checkpoint(self, path: str | Path) -> None:
         """Delete a checkpoint file (process 0), after the saves asked for before it: a good file goes only once
@@ -227,9 +236,17 @@ class Trainer:
         """Where a run stopped by SIGTERM or SIGINT leaves its resumable checkpoint."""
         return self.checkpoint_dir / "interrupted.ckpt"
 
-    def _write_checkpoint(self, path: str, epoch: int) -> None:
+    def _write_checkpoint(self, path: str, epoch: int, weights_only: bool = False) -> None:
         assert self.model is not None, "save_checkpoint needs a model: call it during fit"
         strategy = self.strategy
+        if weights_only:  # what test, predict and export read; nothing to resume from
+            contents = {**self.checkpoint_extras, "state_dict": strategy.model_state_dict(self.model), "epoch": epoch,
+                        "global_step": self.global_step, "weights_only": True}
+            self._call("on_save_checkpoint", contents)  # e.g. weight averaging puts its average in state_dict
+            contents.pop("callbacks", None)  # a callback's state serves a resume only
+            if strategy.is_global_zero:
+                save_checkpoint(contents, path)
+            return
         position = self._position
         # Each process's generators, data position and partial metric sums (a collective: every process is here).
         ranks = gather_objects(self._rank_state(), strategy.distributed) if position is not None else []
@@ -246,6 +263,7 @@ class Trainer:
             "callbacks": self._callback_states(),
             # None: written between step boundaries (by an exception hook), so it cannot resume exactly.
             "loop": {**position, "root_dir": str(self.root_dir), "val_metrics": dict(self.val_metrics),
+                     "time_elapsed": time.monotonic() - self._fit_started,
                      "logged_rows": list(self._rows_at_step), "ranks": ranks} if position is not None else None,
         }
         self._call("on_save_checkpoint", contents)  # Lightning's hook: a callback may change what is saved
@@ -480,10 +498,12 @@ class Trainer:
         signal asked to (on every process at the same step: they agree where they sync anyway)."""
         self._mark_boundary()
         deferred, self._deferred = self._deferred or [], []
-        for action, path, epoch in deferred:
+        for action, path, detail in deferred:
             if action == "save":
-                self._write_checkpoint(path, epoch)
-            elif self.is_global_zero:
+                self._write_checkpoint(path, *detail)
+            elif action == "link" and self.is_global_zero:
+                link_or_copy(detail, path)
+            elif action == "remove" and self.is_global_zero:
                 Path(path).unlink(missing_ok=True)
         requested = preemption.requested()
         if self.strategy.distributed:
@@ -498,6 +518,8 @@ class Trainer:
     def _read_resume(self, ckpt_path: str | Path | dict[str, Any]) -> dict[str, Any]:
         contents = ckpt_path if isinstance(ckpt_path, dict) else load_checkpoint(ckpt_path)
         loop = contents.get("loop")
+        if contents.get("weights_only"):
+            raise MisconfigurationError(WEIGHTS_ONLY_RESUME, ("ckpt_path",))
         if not loop or not loop.get("ranks"):
             raise MisconfigurationError("this checkpoint was saved in the middle of a step (by an exception hook): "
                                         "it cannot resume exactly — resume from another checkpoint of the run",
@@ -525,6 +547,7 @@ class Trainer:
         self.global_step, self.should_stop = loop["global_step"], loop["should_stop"]
         self.callback_metrics = dict(contents.get("metrics", {}))
         self.val_metrics = dict(loop["val_metrics"])
+        self._fit_started -= loop.get("time_elapsed", 0.0)  # max_time counts the training before the checkpoint too
         self._resume = loop
 
     def _restore_position(self, contents: dict[str, Any]) -> None:
