@@ -24,9 +24,11 @@ def val_losses(result) -> list[float]:
 
 
 def test_callbacks_are_registered_with_their_lightning_arguments():
-    assert CALLBACKS.names() == ["BackboneFinetuning", "EarlyStopping", "EMAWeightAveraging", "LearningRateMonitor",
-                                 "ModelCheckpoint", "ModelSummary", "OnExceptionCheckpoint", "RichModelSummary",
-                                 "RichProgressBar", "StochasticWeightAveraging", "TQDMProgressBar", "WeightAveraging"]
+    assert CALLBACKS.names() == ["BackboneFinetuning", "DeviceStatsMonitor", "EarlyStopping", "EMAWeightAveraging",
+                                 "GradientAccumulationScheduler", "LearningRateMonitor", "ModelCheckpoint",
+                                 "ModelPruning", "ModelSummary", "OnExceptionCheckpoint", "RichModelSummary",
+                                 "RichProgressBar", "SpikeDetection", "StochasticWeightAveraging", "ThroughputMonitor",
+                                 "Timer", "TQDMProgressBar", "WeightAveraging"]
     # Lightning 2.6's signature, in its order
     assert list(CALLBACKS["ModelCheckpoint"].params) == [
         "dirpath", "filename", "monitor", "verbose", "save_last", "save_top_k", "save_on_exception", "save_weights_only",

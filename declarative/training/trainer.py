@@ -131,6 +131,7 @@ class Trainer:
         self.current_epoch = 0
         self.global_step = 0
         self.should_stop = False
+        self.accumulate_grad_batches = settings.accumulate_grad_batches  # GradientAccumulationScheduler changes it
         self.sanity_checking = False
         self.log_step_due = False  # True during on_train_batch_end of a batch that logs step scalars
         self.num_train_batches = 0
@@ -411,6 +412,10 @@ class Trainer:
             self.should_stop = False  # as Lightning: the request lapses; a callback may make it again
         return self.should_stop
 
+    def _stop_requested(self) -> bool:
+        """A callback asked to stop during the epoch (Timer), and min_epochs / min_steps allow it: the epoch ends here."""
+        return self.should_stop and self.settings.minimums_met(self.current_epoch, self.global_step)
+
     def _time_up(self) -> bool:
         """`max_time` has passed since fit started (checked between steps; every process decides the same)."""
         limit = self.settings.max_time_seconds
@@ -463,7 +468,7 @@ class Trainer:
         start = self._batches_done
         if resumed is not None and resumed["train_metrics"] is not None:
             metrics.load_state_dict(resumed["train_metrics"], self.device)  # the sums of the batches before
-        accumulate = self.settings.accumulate_grad_batches
+        accumulate = self.accumulate_grad_batches
         step_loss, micro_batches, batch_idx = None, 0, start - 1
         batches = self.profiler.iterate("[_TrainingEpochLoop].train_dataloader_next",
                                         itertools.islice(batches, self.num_train_batches - start))
@@ -495,11 +500,11 @@ class Trainer:
                 self._flush_logs()
                 self.log_step_due = False
                 self._step_scheduler("step")  # after the batch hooks, so they see the rate this step used
-            stop = self._validate_within_epoch(model, loss_fn, batch_idx)
+            self._validate_within_epoch(model, loss_fn, batch_idx)
             if stepping:
                 self._batches_done = batch_idx + 1
                 self._boundary()
-                if self.max_steps_reached or self._time_up() or stop:
+                if self.max_steps_reached or self._time_up() or self._stop_requested():
                     break
         return batch_idx + 1
 
@@ -658,14 +663,13 @@ class Trainer:
     def _validation_due(self, batches_run: int) -> bool:
         return self.has_validation and self._val_schedule.at_epoch_end(self.current_epoch, batches_run)
 
-    def _validate_within_epoch(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batch_idx: int) -> bool:
+    def _validate_within_epoch(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batch_idx: int) -> None:
         """A mid-epoch validation when val_check_interval calls for one after this batch (logged at this step);
-        True when a callback then asks to stop and min_epochs / min_steps allow it (as Lightning, mid-epoch)."""
+        a callback's stop request then ends the epoch at this batch (`_stop_requested`), as in Lightning."""
         if not (self.has_validation and self._val_schedule.within_epoch(self.current_epoch, batch_idx)):
-            return False
+            return
         self._validate(model, loss_fn, self._val_batches)
         self._flush_logs()
-        return self.should_stop and self.settings.minimums_met(self.current_epoch, self.global_step)
 
     def _validate(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: BatchSource) -> None:
         self._call("on_validation_start")
