@@ -24,7 +24,7 @@ from declarative.assembly.build import Assembly, assemble
 from declarative.assembly.record import spec_text
 from declarative.assembly.tasks import task_summary
 from declarative.assembly.tuning import adopt_tuned, tune, tuned_results
-from declarative.callbacks import CALLBACKS, ModelCheckpoint
+from declarative.callbacks import CALLBACKS, ModelCheckpoint, TrainingSpikeError, callback_results
 from declarative.callbacks.model_summary import summary_depth
 from declarative.callbacks.progress_bars import check_progress_bars
 from declarative.errors import Location, Problem, SpecError
@@ -150,7 +150,7 @@ def _fit(run: Assembly, console: Console, threads: str, resuming: tuple | None =
         raise
     except (EngineError, SpecError) as exc:
         # found by fit's checks or the sanity check: no run happened (a resumed run's folder stays, always)
-        rejected = trainer.global_step == 0 and resuming is None
+        rejected = trainer.global_step == 0 and resuming is None and not isinstance(exc, TrainingSpikeError)
         located = run.locator.error(exc) if isinstance(exc, EngineError) else exc
         error = str(located)
         raise located from None
@@ -202,6 +202,7 @@ def _result(trainer: Trainer, run_dir: RunDir | None, status: str, error: str | 
             "world_size": trainer.world_size,
             "val": result.val_metrics,
             "test": result.test_metrics,
+            **callback_results(trainer.callbacks),  # e.g. Timer's time_elapsed
             **tuned_results(trainer.callbacks),
         })
     return result

@@ -24,10 +24,12 @@ def val_losses(result) -> list[float]:
 
 
 def test_callbacks_are_registered_with_their_lightning_arguments():
-    assert CALLBACKS.names() == ["BackboneFinetuning", "BatchSizeFinder", "EarlyStopping", "EMAWeightAveraging",
-                                 "LearningRateFinder", "LearningRateMonitor", "ModelCheckpoint", "ModelSummary",
-                                 "OnExceptionCheckpoint", "RichModelSummary", "RichProgressBar",
-                                 "StochasticWeightAveraging", "TQDMProgressBar", "WeightAveraging"]
+    assert CALLBACKS.names() == ["BackboneFinetuning", "BatchSizeFinder", "DeviceStatsMonitor", "EarlyStopping",
+                                 "EMAWeightAveraging", "GradientAccumulationScheduler", "LearningRateFinder",
+                                 "LearningRateMonitor", "ModelCheckpoint", "ModelPruning", "ModelSummary",
+                                 "OnExceptionCheckpoint", "RichModelSummary", "RichProgressBar", "SpikeDetection",
+                                 "StochasticWeightAveraging", "ThroughputMonitor", "Timer", "TQDMProgressBar",
+                                 "WeightAveraging"]
     # Lightning 2.6's signature, in its order
     assert list(CALLBACKS["ModelCheckpoint"].params) == [
         "dirpath", "filename", "monitor", "verbose", "save_last", "save_top_k", "save_on_exception", "save_weights_only",

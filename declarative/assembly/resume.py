@@ -26,8 +26,9 @@ __all__ = ["MAY_CHANGE", "find_checkpoint", "run_folder_of", "adopt_recorded_see
            "record_resume", "interrupted_message"]
 
 # Spec keys (and everything under them) a resume may change: none alters the training already done.
-MAY_CHANGE = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.enable_progress_bar", "trainer.log_every_n_steps",
-              "trainer.enable_checkpointing", "trainer.default_root_dir", "callbacks", "logger",
+MAY_CHANGE = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.enable_progress_bar",
+              "trainer.log_every_n_steps", "trainer.enable_checkpointing", "trainer.default_root_dir", "trainer.profiler",
+              "trainer.limit_predict_batches", "callbacks", "logger",
               "data.loader", "data.num_workers", "data.pin_memory", "data.persistent_workers")
 RESUMES_FILE = "resumes.json"
 _VERSION = re.compile(r"version_(\d+)")

@@ -299,15 +299,19 @@ def _free_memory(device: torch.device) -> None:
 def _train_steps(run: Any, optimizer: torch.optim.Optimizer, steps: int, train: Any, callbacks: list[Any],
                  scheduler: Any, **settings: Any) -> None:
     """`steps` optimizer steps of the run's loop over `train` (epoch after epoch when it is short), with the
-    run's strategy, precision, accumulation and clipping, and nothing else: no validation, no callbacks
-    but `callbacks`, no loggers, no checkpoints; the step loss is read at every step."""
+    run's strategy, precision, accumulation, clipping and training batches (overfit_batches' too), and
+    nothing else: no validation, no callbacks but `callbacks`, no loggers, no profiler, no checkpoints; the
+    step loss is read at every step."""
     from declarative.training import preemption
     from declarative.training.trainer import STAGES, LRSchedulerConfig, Trainer
 
-    settings = dataclasses.replace(
-        run.trainer.settings, max_epochs=-1, max_steps=steps, min_epochs=None, min_steps=None, max_time=None,
-        num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1, check_finite_loss=False,
-        enable_progress_bar=False, enable_checkpointing=False, **settings)
+    base = run.trainer.settings
+    settings = dataclasses.replace(base, **{
+        "max_epochs": -1, "max_steps": steps, "min_epochs": None, "min_steps": None, "max_time": None,
+        "num_sanity_val_steps": 0, "limit_val_batches": 0, "check_val_every_n_epoch": 1, "val_check_interval": 1.0,
+        "log_every_n_steps": 1, "check_finite_loss": False, "enable_progress_bar": False,
+        "enable_checkpointing": False, "profiler": None, "overfit_batches": 0.0,
+        "limit_train_batches": base.overfit_batches or base.limit_train_batches, **settings})
     with tempfile.TemporaryDirectory() as folder:  # where a signal's checkpoint would go: nowhere kept
         trainer = Trainer(settings, strategy=run.strategy, precision=run.plugins.precision,
                           metrics={stage: StageMetrics(stage, {}) for stage in STAGES}, callbacks=callbacks,

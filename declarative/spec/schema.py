@@ -70,6 +70,8 @@ def trainer_schema() -> dict:
         {"type": "object", "minProperties": 1, "additionalProperties": False,
          "properties": {unit: {"type": "number", "minimum": 0} for unit in ("days", "hours", "minutes", "seconds")}},
         {"type": "null"}]}
+    props["val_check_interval"] = {**notes("val_check_interval"), "anyOf": [  # a batch count, or a fraction
+        {"type": "integer", "minimum": 1}, {"type": "number", "exclusiveMinimum": 0, "maximum": 1}]}
     props["accelerator"] = {**notes("accelerator"), "enum": ACCELERATOR_CHOICES}
     props["precision"] = {**notes("precision"), "enum": PRECISION_CHOICES}
     props["devices"] = {**notes("devices"), "if": {"type": "string"}, "then": {"const": "auto"},

@@ -1,7 +1,8 @@
 """The training loop: Lightning's `fit` and `test`, on plain PyTorch objects.
 
-    fit:  sanity validation → for each epoch: train batches (accumulate, clip, step, schedule)
-          → epoch metrics → validation (every check_val_every_n_epoch) → callbacks → scheduler
+    fit:  sanity validation → for each epoch: train batches (accumulate, clip, step, schedule; a
+          mid-epoch validation where val_check_interval says) → epoch metrics → validation (at the
+          epoch's end, every check_val_every_n_epoch) → callbacks → scheduler
     test: one pass over the test split
 
 The Trainer knows nothing of specs: it takes settings (Lightning's Trainer arguments), built
@@ -35,9 +36,11 @@ from declarative.training.errors import (EngineError, MisconfigurationError, Non
                                          is_peer_failure)
 from declarative.training.metrics import MetricInputError, StageMetrics
 from declarative.training.precision import PrecisionPlugin
+from declarative.training.profilers import Profiler, build_profiler
 from declarative.training.resume import gather_objects, load_rng_state, rng_state, to_cpu
 from declarative.training.settings import TrainerSettings
 from declarative.training.strategies import Strategy
+from declarative.training.val_schedule import ValidationSchedule
 
 __all__ = ["BatchSource", "DataSplits", "LRSchedulerConfig", "Trainer"]
 
@@ -118,6 +121,8 @@ class Trainer:
         missing = [stage for stage in STAGES if stage not in metrics]
         assert not missing, f"metrics needs a StageMetrics for {missing}"
         self.stage_metrics = dict(metrics)
+        # trainer.profiler (declarative/training/profilers.py); process 0 profiles, the default records nothing
+        self.profiler: Profiler = build_profiler(settings.profiler if strategy.is_global_zero else None)
 
         self.model: torch.nn.Module | None = None
         self.optimizers: list[torch.optim.Optimizer] = []
@@ -126,12 +131,15 @@ class Trainer:
         self.current_epoch = 0
         self.global_step = 0
         self.should_stop = False
+        self.accumulate_grad_batches = settings.accumulate_grad_batches  # GradientAccumulationScheduler changes it
         self.sanity_checking = False
         self.log_step_due = False  # True during on_train_batch_end of a batch that logs step scalars
         self.num_train_batches = 0
         self.num_val_batches = 0
         self.num_test_batches = 0
         self._has_validation = False
+        self._val_schedule: ValidationSchedule | None = None  # when fit validates (set by fit)
+        self._val_batches: BatchSource | None = None
         # Floats, and nested lists for per-class values and confusion matrices (see StageMetrics).
         self.callback_metrics: dict[str, Any] = {}
         self.val_metrics: dict[str, Any] = {}
@@ -316,9 +324,15 @@ class Trainer:
         self.num_val_batches = self.settings.limit("val", len(data.val)) if data.val is not None else 0
         # Every process must agree, or one would wait in validation's all-reduce for the others.
         self._has_validation = self.strategy.reduce_any(self.num_val_batches > 0)
+        self._val_schedule = ValidationSchedule.create(self.settings, self.num_train_batches)
+        self._val_batches = data.val
+        if self.settings.overfit_batches:
+            self.print(f"overfit_batches: training on the same {self.num_train_batches} unshuffled batches each epoch, "
+                       f"validating on {self.num_val_batches} batches")
         resume = self._read_resume(ckpt_path) if ckpt_path is not None else None
         self._fit_started = time.monotonic()
         self._check_scheduler_monitor()
+        self.profiler.start("fit", self._profile_dir())
         self._call("setup", "fit")
         if resume is not None:
             self._restore(resume, model, optimizer)
@@ -345,6 +359,8 @@ class Trainer:
             self._deferred = None  # an exception hook's save is written at once
             self._call("on_exception", exc)
             raise
+        finally:
+            self.profiler.finish(self.print)
 
     def test(
         self,
@@ -361,6 +377,7 @@ class Trainer:
             self.strategy.load_model_state_dict(model, self.strategy.broadcast(state))
         self.model = model
         self.num_test_batches = self.settings.limit("test", len(batches))
+        self.profiler.start("test", self._profile_dir())
         self._call("setup", "test")
         try:
             self._call("on_test_start")
@@ -371,6 +388,8 @@ class Trainer:
         except BaseException as exc:
             self._call("on_exception", exc)
             raise
+        finally:
+            self.profiler.finish(self.print)
         return self.test_metrics
 
     def finalize(self, status: str) -> None:
@@ -392,6 +411,10 @@ class Trainer:
                        f"(epoch {self.current_epoch}, step {self.global_step}): training goes on")
             self.should_stop = False  # as Lightning: the request lapses; a callback may make it again
         return self.should_stop
+
+    def _stop_requested(self) -> bool:
+        """A callback asked to stop during the epoch (Timer), and min_epochs / min_steps allow it: the epoch ends here."""
+        return self.should_stop and self.settings.minimums_met(self.current_epoch, self.global_step)
 
     def _time_up(self) -> bool:
         """`max_time` has passed since fit started (checked between steps; every process decides the same)."""
@@ -427,7 +450,7 @@ class Trainer:
             values = self._compute("train")
             self._check_finite(values.get("train/loss"))
             self.log(values)
-        if data.val is not None and self._validation_due():
+        if data.val is not None and self._validation_due(batches_run):
             self._validate(model, loss_fn, data.val)
         self._call("on_train_epoch_end")
         self._flush_logs()
@@ -445,9 +468,11 @@ class Trainer:
         start = self._batches_done
         if resumed is not None and resumed["train_metrics"] is not None:
             metrics.load_state_dict(resumed["train_metrics"], self.device)  # the sums of the batches before
-        accumulate = self.settings.accumulate_grad_batches
+        accumulate = self.accumulate_grad_batches
         step_loss, micro_batches, batch_idx = None, 0, start - 1
-        for batch_idx, batch in enumerate(itertools.islice(batches, self.num_train_batches - start), start):
+        batches = self.profiler.iterate("[_TrainingEpochLoop].train_dataloader_next",
+                                        itertools.islice(batches, self.num_train_batches - start))
+        for batch_idx, batch in enumerate(batches, start):
             self._position = None  # inside a step: no checkpoint resumes here
             stepping = (batch_idx + 1) % accumulate == 0 or batch_idx + 1 == self.num_train_batches
             inputs, targets = self.precision.convert_input(batch)
@@ -475,9 +500,11 @@ class Trainer:
                 self._flush_logs()
                 self.log_step_due = False
                 self._step_scheduler("step")  # after the batch hooks, so they see the rate this step used
+            self._validate_within_epoch(model, loss_fn, batch_idx)
+            if stepping:
                 self._batches_done = batch_idx + 1
                 self._boundary()
-                if self.max_steps_reached or self._time_up():
+                if self.max_steps_reached or self._time_up() or self._stop_requested():
                     break
         return batch_idx + 1
 
@@ -571,7 +598,7 @@ class Trainer:
     def _forward(self, model: torch.nn.Module, loss_fn: torch.nn.Module, inputs: Any, targets: Any,
                  stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         try:
-            with self.precision.forward_context():
+            with self.profiler.profile(_STEP_ACTIONS.get(stage, "validation_step")), self.precision.forward_context():
                 outputs = model(inputs)
                 loss = loss_fn(outputs, targets)
         except EngineError:
@@ -584,11 +611,12 @@ class Trainer:
 
     def _backward(self, loss: torch.Tensor) -> None:
         try:
-            if self.settings.detect_anomaly:
-                with torch.autograd.detect_anomaly():
+            with self.profiler.profile("backward"):
+                if self.settings.detect_anomaly:
+                    with torch.autograd.detect_anomaly():
+                        self.precision.backward(loss)
+                else:
                     self.precision.backward(loss)
-            else:
-                self.precision.backward(loss)
         except RuntimeError as exc:
             if isinstance(exc, torch.OutOfMemoryError) or is_peer_failure(exc):
                 raise
@@ -627,12 +655,21 @@ class Trainer:
             else:
                 torch.nn.utils.clip_grad_value_(parameters, clip)
         self.strategy.before_optimizer_step(optimizer)
-        self.precision.optimizer_step(optimizer)
+        with self.profiler.profile("optimizer_step"):
+            self.precision.optimizer_step(optimizer)
         optimizer.zero_grad(set_to_none=True)
         self.strategy.mark_step()
 
-    def _validation_due(self) -> bool:
-        return self.has_validation and (self.current_epoch + 1) % self.settings.check_val_every_n_epoch == 0
+    def _validation_due(self, batches_run: int) -> bool:
+        return self.has_validation and self._val_schedule.at_epoch_end(self.current_epoch, batches_run)
+
+    def _validate_within_epoch(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batch_idx: int) -> None:
+        """A mid-epoch validation when val_check_interval calls for one after this batch (logged at this step);
+        a callback's stop request then ends the epoch at this batch (`_stop_requested`), as in Lightning."""
+        if not (self.has_validation and self._val_schedule.within_epoch(self.current_epoch, batch_idx)):
+            return
+        self._validate(model, loss_fn, self._val_batches)
+        self._flush_logs()
 
     def _validate(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: BatchSource) -> None:
         self._call("on_validation_start")
@@ -651,7 +688,8 @@ class Trainer:
         model.eval()
         with self.strategy.inference_context() if self.settings.inference_mode else torch.no_grad():
             metrics.reset(self.device)  # inside inference_mode: the state is updated by inference tensors
-            for batch_idx, batch in enumerate(itertools.islice(batches, count)):
+            batches = self.profiler.iterate(f"[_EvaluationLoop].{stage}_next", itertools.islice(batches, count))
+            for batch_idx, batch in enumerate(batches):
                 inputs, targets = self.precision.convert_input(batch)
                 outputs, loss = self._forward(model, loss_fn, inputs, targets, stage_name or stage)
                 self._update_metrics(metrics, loss, outputs, targets)
@@ -706,6 +744,10 @@ class Trainer:
     # ----------------------------------------------------------------------------------------
     # Plumbing
 
+    def _profile_dir(self) -> Path | None:
+        """Where the profiler writes: the run folder (none for a fast_dev_run, which writes nothing)."""
+        return None if self.settings.fast_dev_batches else self.root_dir
+
     def _check_scheduler_monitor(self) -> None:
         config = self.lr_scheduler
         if config is not None and isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -738,11 +780,15 @@ class Trainer:
             if method is None:
                 continue
             try:
-                method(self, model, *args)
+                with self.profiler.profile_hook(callback, hook):
+                    method(self, model, *args)
             except MisconfigurationError as exc:
                 if exc.where[:1] in (("trainer",), ("metrics",), ("scheduler",), ("callbacks",)):
                     raise
                 raise exc.located("callbacks", index)
+
+
+_STEP_ACTIONS = {"train": "training_step", "val": "validation_step", "test": "test_step"}  # the profiler's names
 
 
 def _first_line(exc: BaseException) -> str:
