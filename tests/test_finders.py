@@ -143,7 +143,8 @@ def test_batch_size_finder_stops_at_the_training_splits_size_as_lightning_does(t
     record = results(result)["tuned"]["batch_size"]
     assert [t["batch_size"] for t in record["trials"]] == [2, 4, 8, 16, 32, 64]
     assert record["batch_size"] == chosen and record["initial"] == 16
-    assert f"→ batch_size {chosen} (was 16)" in printed and ("data: DataLoader" in printed) == (loader == "dataloader")
+    assert f"→ batch_size {chosen} (was 16)" in printed
+    assert ("data: DataLoader" in printed) == (loader == "dataloader")
     assert yaml.safe_load((result.run_dir / "spec.yaml").read_text())["data"]["batch_size"] == chosen
     assert result.global_step == 1  # one batch per epoch at the size found
 
