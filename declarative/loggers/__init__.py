@@ -11,7 +11,7 @@ from declarative.loggers.csv import CSVLogger
 from declarative.loggers.mlflow import MLFlowLogger
 from declarative.loggers.tensorboard import TensorBoardLogger
 from declarative.loggers.wandb import WandbLogger
-from declarative.registry import Registry
+from declarative.registry import Param, Registry
 
 __all__ = ["LOGGERS", "Logger", "CSVLogger", "MLFlowLogger", "TensorBoardLogger", "WandbLogger", "flatten_params"]
 
@@ -21,7 +21,10 @@ LOGGERS = Registry("logger", list_command="dtrain layers --kind logger")
 LOGGERS.add_class(TensorBoardLogger, skip={"save_dir"}, constraints={"max_queue": {"minimum": 1},
                                                                     "flush_secs": {"minimum": 1}})
 LOGGERS.add_class(CSVLogger, skip={"save_dir"}, constraints={"flush_logs_every_n_steps": {"minimum": 1}})
-LOGGERS.add_class(MLFlowLogger)
+# A mapping of tags, which the schema generator leaves out of signatures (torch's mappings are not spec material).
+LOGGERS.add_class(MLFlowLogger).params["tags"] = Param("tags", {
+    "anyOf": [{"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}, {"type": "null"}],
+    "default": None, "description": "Tags of the run, e.g. {team: vision}."}, required=False)
 LOGGERS.add_class(WandbLogger)
 for _name, _reason in (
         ("CometLogger", "Comet's client is not a dependency; MLflow and W&B are the optional extras"),

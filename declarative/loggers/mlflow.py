@@ -38,7 +38,7 @@ class MLFlowLogger(Logger):
     """
 
     def __init__(self, experiment_name: str = "lightning_logs", run_name: str | None = None,
-                 tracking_uri: str | None = None, tags: dict[str, str] | None = None, save_dir: str = "./mlruns",
+                 tracking_uri: str | None = None, tags: dict[str, str | int | float | bool] | None = None, save_dir: str = "./mlruns",
                  log_model: bool = False, prefix: str = "", artifact_location: str | None = None,
                  run_id: str | None = None, synchronous: bool | None = None, _run_dir: str | None = None):
         require("mlflow", "mlflow")
@@ -46,7 +46,7 @@ class MLFlowLogger(Logger):
         self.run_name = run_name
         self.tracking_uri = (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
                              or f"file:{Path(save_dir).resolve()}")
-        self.tags = dict(tags or {})
+        self.tags = {key: str(value) for key, value in (tags or {}).items()}
         self.log_model = log_model
         self.prefix = prefix
         self.artifact_location = artifact_location
