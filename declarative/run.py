@@ -133,11 +133,12 @@ def _fit(run: Assembly, console: Console, threads: str, resuming: tuple | None =
     if run_dir is not None:
         trainer.root_dir = run_dir.path
     record = RunRecord.start(run_dir.path) if strategy.is_global_zero and run_dir is not None else None  # run.json
-    trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero and run_dir is not None else []
-    log_graphs(run, trainer.loggers, console)  # TensorBoardLogger's log_graph
     config = _scheduler_config(spec, scheduler)
     status, rejected, error = "failed", False, None
     try:
+        # a logging service that refuses to start (no server, no login) is a located error, as fit's own checks
+        trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero and run_dir is not None else []
+        log_graphs(run, trainer.loggers, console)  # TensorBoardLogger's log_graph
         trainer.fit(run.model, run.loss_fn, optimizer, data, config,
                     ckpt_path=resuming[1] if resuming is not None else None)
         if data.test is not None:

@@ -206,3 +206,12 @@ def test_wandb_offline_run_has_the_config_and_the_history(every_logger):
     assert config["trainer"]["max_epochs"] == 2 and config["optimizer"] == {"SGD": {"lr": 0.5}}
     (ended,) = [r for r in records if r.WhichOneof("record_type") == "exit"]  # the run's end, for wandb sync
     assert ended.exit.exit_code == 0
+
+
+@pytest.mark.skipif(not HAS_MLFLOW, reason="mlflow is not installed (pip install 'dtrain[mlflow]')")
+def test_a_tracking_service_that_refuses_is_a_located_error_and_leaves_no_run_folder(tmp_path):
+    text = BASE + "logger: [CSVLogger, {MLFlowLogger: {tracking_uri: 'nosuch://host'}}]\n"
+    with pytest.raises(SpecError, match="MLFlowLogger could not start: .*nosuch://host") as error:
+        run(tmp_path, text=text)
+    assert str(error.value).startswith(f"{tmp_path / 'spec.yaml'}:{text.count(chr(10))}:")
+    assert not list((tmp_path / "runs").glob("*/version_*"))

@@ -15,6 +15,10 @@ LOGGER_JOIN_CHAR = "-"  # between a logger's prefix and a metric's name, as Ligh
 class Logger:
     """Base class for loggers; every method a no-op."""
 
+    def start(self) -> None:
+        """Begin logging, before the run trains: a logger to a service starts its run here, so that a service
+        that refuses stops the run before it begins."""
+
     def log_hyperparams(self, params: dict[str, Any], metric_names: list[str]) -> None:
         """Record the run's settings (the resolved spec) and the names of the metrics it will log."""
 

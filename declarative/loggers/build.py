@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,12 @@ __all__ = ["check_loggers", "build_loggers", "log_graphs"]
 def check_loggers(spec: Spec) -> None:
     """Every problem `build_loggers` would find — an argument, a missing extra, two loggers writing the same
     files — as a located error, before the run folder is made (a rejected spec leaves none behind)."""
-    build_loggers(spec, Path("."))  # loggers open nothing until they first log
+    build_loggers(spec, Path("."), start=False)  # loggers open nothing until they start
 
 
-def build_loggers(spec: Spec, run_dir: Path) -> list[Any]:
-    """The spec's loggers, writing into the run folder `run_dir`."""
+def build_loggers(spec: Spec, run_dir: Path, *, start: bool = True) -> list[Any]:
+    """The spec's loggers, writing into the run folder `run_dir`; with `start`, those that log to a service
+    (MLflow, W&B) start their run, and a service that refuses (no server there, no login) is a located error."""
     loggers, folders = [], {}
     for index, item in enumerate(spec.logger):
         component = Component.parse(item, ("logger", index))
@@ -31,6 +33,15 @@ def build_loggers(spec: Spec, run_dir: Path) -> list[Any]:
                                              " — give one of them a name or version (a sub-folder of the run folder)")
         folders[key] = index
         loggers.append(logger)
+    for index, logger in enumerate(loggers if start else []):
+        try:
+            logger.start()
+        except Exception as exc:  # the service's own error, whatever its type: the run has not begun
+            for started in loggers[:index]:
+                started.finalize("failed")
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            component = Component.parse(spec.logger[index], ("logger", index))
+            raise spec.error(component.path, f"{component.name} could not start: {reason}") from None
     return loggers
 
 
@@ -54,7 +65,10 @@ def log_graphs(run: Any, loggers: list[Any], console: Any) -> None:
         torch.zeros((1, *run.data.input_shape), dtype=run.data.input_dtype, device=device))
     training = model.training
     try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad(), \
+                warnings.catch_warnings():
+            # TensorBoard's add_graph traces with torch.jit.trace, which torch now marks deprecated: not the user's to fix
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
             model.eval()
             for logger in wanting:
                 logger.log_graph_of(model, example)

@@ -55,6 +55,9 @@ class MLFlowLogger(Logger):
         self._run_dir = _run_dir
         self._client = None
 
+    def start(self) -> None:
+        self.experiment  # noqa: B018 -- made on first use
+
     @property
     def experiment(self):
         """MLflow's client, with the run made (or found) on first use."""

@@ -55,6 +55,9 @@ class WandbLogger(Logger):
         self._run_dir = _run_dir
         self._experiment = None
 
+    def start(self) -> None:
+        self.experiment  # noqa: B018 -- made on first use
+
     @property
     def experiment(self):
         """The W&B run, started on first use."""
