@@ -23,7 +23,8 @@ LOGGERS.add_class(TensorBoardLogger, skip={"save_dir"}, constraints={"max_queue"
 LOGGERS.add_class(CSVLogger, skip={"save_dir"}, constraints={"flush_logs_every_n_steps": {"minimum": 1}})
 # A mapping of tags, which the schema generator leaves out of signatures (torch's mappings are not spec material).
 LOGGERS.add_class(MLFlowLogger).params["tags"] = Param("tags", {
-    "anyOf": [{"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}, {"type": "null"}],
+    "anyOf": [{"type": "object", "propertyNames": {"pattern": "^[A-Za-z0-9_.:/ -]+$"},  # what MLflow takes in a key
+               "additionalProperties": {"type": ["string", "number", "boolean"]}}, {"type": "null"}],
     "default": None, "description": "Tags of the run, e.g. {team: vision}."}, required=False)
 LOGGERS.add_class(WandbLogger)
 for _name, _reason in (
