@@ -17,6 +17,9 @@ from declarative.errors import SpecError
 from declarative.loggers import CSVLogger
 from trainer_specs import BASE, make_spec, run
 
+HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
+HAS_WANDB = importlib.util.find_spec("wandb") is not None
+
 
 def read_events(folder: Path) -> EventAccumulator:
     events = EventAccumulator(str(folder))
@@ -58,8 +61,10 @@ def test_name_version_sub_dir_and_prefix_place_and_name_the_logs(tmp_path):
     ("[{CSVLogger: {version: ../../elsewhere}}]", "is not a folder name"),
     ("[{TensorBoardLogger: {name: checkpoints}}]", "'checkpoints' is the run folder's checkpoint folder"),
     ("[CSVLogger, {CSVLogger: {prefix: b}}]", "writes into the same folder as logger[0]"),
+    pytest.param("[{WandbLogger: {offline: true, log_model: true}}]", "log_model: true and offline: true do not go",
+                 marks=pytest.mark.skipif(not HAS_WANDB, reason="wandb is not installed (pip install 'dtrain[wandb]')")),
 ])
-def test_a_logger_folder_that_would_overwrite_is_a_located_error_before_the_run_folder(tmp_path, loggers, message):
+def test_a_logger_argument_that_cannot_work_is_a_located_error_before_the_run_folder(tmp_path, loggers, message):
     text = BASE + f"logger: {loggers}\n"
     with pytest.raises(SpecError) as error:
         run(tmp_path, text=text)
@@ -107,10 +112,6 @@ def test_a_logger_whose_extra_is_missing_validates_and_then_says_what_to_install
 # ---------------------------------------------------------------------------------------------------------
 # One run with every logger installed here: TensorBoard, CSV, MLflow's file store, W&B offline.
 
-HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
-HAS_WANDB = importlib.util.find_spec("wandb") is not None
-
-
 @pytest.fixture(scope="module")
 def every_logger(tmp_path_factory):
     """The run and the folders of its MLflow store and W&B files."""
@@ -118,7 +119,7 @@ def every_logger(tmp_path_factory):
     loggers = ["TensorBoardLogger", "CSVLogger"]
     if HAS_MLFLOW:
         loggers.append(f"{{MLFlowLogger: {{tracking_uri: 'file:{folder / 'mlruns'}', experiment_name: tiny, "
-                       "run_name: first, tags: {team: vision}}}")
+                       "run_name: first, tags: {team: vision}, log_model: true}}")
     if HAS_WANDB:
         loggers.append(f"{{WandbLogger: {{offline: true, save_dir: '{folder}', project: tiny}}}}")
     with pytest.MonkeyPatch.context() as patch:
@@ -189,12 +190,16 @@ def test_every_logger_gets_the_same_scalars(every_logger):
 
 
 @pytest.mark.skipif(not HAS_MLFLOW, reason="mlflow is not installed (pip install 'dtrain[mlflow]')")
-def test_mlflow_run_has_the_settings_tags_and_status(every_logger):
+def test_mlflow_run_has_the_settings_tags_status_and_checkpoints(every_logger):
     _, folder = every_logger
     _, found = mlflow_scalars(folder)
     assert found.info.status == "FINISHED" and found.info.run_name == "first"
     assert found.data.tags["team"] == "vision"
     assert found.data.params["trainer/max_epochs"] == "2" and found.data.params["optimizer/SGD/lr"] == "0.5"
+    from mlflow.tracking import MlflowClient
+
+    uploaded = MlflowClient(f"file:{folder / 'mlruns'}").list_artifacts(found.info.run_id, "model/checkpoints/last")
+    assert [artifact.path for artifact in uploaded] == ["model/checkpoints/last/last.ckpt"]  # log_model: true
 
 
 @pytest.mark.skipif(not HAS_WANDB, reason="wandb is not installed (pip install 'dtrain[wandb]')")
