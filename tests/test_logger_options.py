@@ -61,6 +61,7 @@ def test_name_version_sub_dir_and_prefix_place_and_name_the_logs(tmp_path):
     ("[{CSVLogger: {version: ../../elsewhere}}]", "is not a folder name"),
     ("[{TensorBoardLogger: {name: checkpoints}}]", "'checkpoints' is the run folder's checkpoint folder"),
     ("[CSVLogger, {CSVLogger: {prefix: b}}]", "writes into the same folder as logger[0]"),
+    ("[{TensorBoardLogger: {save_dir: lightning_logs}}]", "'save_dir' is left out on purpose: the run folder"),
     pytest.param("[{WandbLogger: {offline: true, log_model: true}}]", "log_model: true and offline: true do not go",
                  marks=pytest.mark.skipif(not HAS_WANDB, reason="wandb is not installed (pip install 'dtrain[wandb]')")),
 ])

@@ -18,9 +18,11 @@ __all__ = ["LOGGERS", "Logger", "CSVLogger", "MLFlowLogger", "TensorBoardLogger"
 LOGGERS = Registry("logger", list_command="dtrain layers --kind logger")
 # The run directory is dtrain's to choose (runs/<name>/version_<N>/), not the spec's: TensorBoard's and CSV's
 # save_dir is the run folder; their name/version are sub-folders of it.
-LOGGERS.add_class(TensorBoardLogger, skip={"save_dir"}, constraints={"max_queue": {"minimum": 1},
-                                                                    "flush_secs": {"minimum": 1}})
-LOGGERS.add_class(CSVLogger, skip={"save_dir"}, constraints={"flush_logs_every_n_steps": {"minimum": 1}})
+RUN_FOLDER = {"save_dir": "the run folder (trainer.default_root_dir/<spec name>/version_<N>) is its save_dir; "
+                          "name and version make sub-folders of it"}
+LOGGERS.add_class(TensorBoardLogger, skip={"save_dir"}, left_out=RUN_FOLDER,
+                  constraints={"max_queue": {"minimum": 1}, "flush_secs": {"minimum": 1}})
+LOGGERS.add_class(CSVLogger, skip={"save_dir"}, left_out=RUN_FOLDER, constraints={"flush_logs_every_n_steps": {"minimum": 1}})
 # A mapping of tags, which the schema generator leaves out of signatures (torch's mappings are not spec material).
 LOGGERS.add_class(MLFlowLogger).params["tags"] = Param("tags", {
     "anyOf": [{"type": "object", "propertyNames": {"pattern": "^[A-Za-z0-9_.:/ -]+$"},  # what MLflow takes in a key
