@@ -59,7 +59,7 @@ class TensorBoardLogger(Logger):
         """
         from torch.utils.tensorboard.summary import hparams
 
-        names = [name for name in add_prefix(dict.fromkeys(metric_names), self.prefix)]
+        names = list(add_prefix(dict.fromkeys(metric_names), self.prefix))
         if self.default_hp_metric:
             names.append("hp_metric")
         experiment, session_start, session_end = hparams(flatten_params(params), dict.fromkeys(names, 0.0))
