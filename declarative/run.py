@@ -28,8 +28,8 @@ from declarative.callbacks import CALLBACKS, ModelCheckpoint, TrainingSpikeError
 from declarative.callbacks.model_summary import summary_depth
 from declarative.callbacks.progress_bars import check_progress_bars
 from declarative.errors import Location, Problem, SpecError
-from declarative.loggers import LOGGERS
-from declarative.spec.config import Component, Spec
+from declarative.loggers.build import build_loggers as build_spec_loggers, check_loggers, log_graphs
+from declarative.spec.config import Spec
 from declarative.training.checkpoint import load_checkpoint
 from declarative.training.components import OPTIMIZERS
 from declarative.training.errors import EngineError, MisconfigurationError
@@ -98,6 +98,7 @@ def _fit(run: Assembly, console: Console, threads: str, resuming: tuple | None =
     spec, data = run.spec, run.data
     try:
         check_before_training(spec, run.plan, data)  # a scheduler too short, a batch BatchNorm cannot train on
+        check_loggers(spec)  # their arguments and extras, before the run folder
         scheduler = build_scheduler(spec, optimizer, spec.trainer.settings().limit("train", len(data.train)))
     except MisconfigurationError as exc:
         raise run.locator.error(exc) from None
@@ -136,10 +137,12 @@ def _fit(run: Assembly, console: Console, threads: str, resuming: tuple | None =
     if run_dir is not None:
         trainer.root_dir = run_dir.path
     record = RunRecord.start(run_dir.path) if strategy.is_global_zero and run_dir is not None else None  # run.json
-    trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero and run_dir is not None else []
     config = _scheduler_config(spec, scheduler)
     status, rejected, error = "failed", False, None
     try:
+        # a logging service that refuses to start (no server, no login) is a located error, as fit's own checks
+        trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero and run_dir is not None else []
+        log_graphs(run, trainer.loggers, console)  # TensorBoardLogger's log_graph
         trainer.fit(run.model, run.loss_fn, optimizer, data, config,
                     ckpt_path=resuming[1] if resuming is not None else None)
         if data.test is not None:
@@ -286,8 +289,7 @@ def build_callbacks(spec: Spec) -> list[Any]:
 
 def build_loggers(spec: Spec, run_dir: RunDir) -> list[Any]:
     """The spec's loggers, writing into the run directory."""
-    return [LOGGERS.build_component(Component.parse(item, ("logger", i)), spec, save_dir=str(run_dir.path))
-            for i, item in enumerate(spec.logger)]
+    return build_spec_loggers(spec, run_dir.path)
 
 
 def _scheduler_config(spec: Spec, scheduler: Any) -> LRSchedulerConfig | None:
