@@ -253,7 +253,7 @@ class Registry:
         """The message for a name this registry does not have."""
         if name in self.excluded:
             return f"{self.kind} '{name}' is left out on purpose: {self.excluded[name]}"
-        hint = did_you_mean(name, self._entries)
+        hint = did_you_mean(name, self.names())  # every name, those of modules not imported yet too
         where = f" ('{self.list_command}' lists them)" if self.list_command else f" (known: {', '.join(self.names())})"
         return f"unknown {self.kind} '{name}'" + (f" — {hint}" if hint else "") + where
 
