@@ -86,6 +86,8 @@ def test_validating_specs_without_torchvision_parts_imports_neither_torchvision_
 
 def test_planning_on_the_cpu_gives_the_meta_devices_plan(tmp_path, monkeypatch):
     spec_path = _write(tmp_path, "synthetic.yaml")
+    monkeypatch.setattr(builder, "CPU_TRACE_BUDGET", float("inf"))  # every layer on the CPU
+    monkeypatch.setattr(builder, "CPU_TRACE_MAX_PARAMETERS", float("inf"))
     cpu = plan_model(load_spec(spec_path))
     monkeypatch.setattr(builder, "CPU_TRACE_BUDGET", 0)  # every layer on the meta device
     meta = plan_model(load_spec(spec_path))

@@ -28,10 +28,13 @@ from declarative.model.syntax import CONSTRUCTS, DATA_VALUES, reference_name, sp
 from declarative.spec.config import Component, Spec
 
 TRACE_BATCH = 2  # a batch of one would trip layers that need more than one value per channel
-# What a plan may spend on CPU traces, as the sum over layers of (parameters + 1) x input values: a bound
-# on multiply-adds, loose by about a layer's input width (a 1024 → 128 Linear on two samples counts 2.7e8
-# for 2.6e5 multiply-adds). Layers past it are traced on the meta device.
-CPU_TRACE_BUDGET = 2e9
+# What a plan may spend on CPU traces, in multiply-adds, about 0.1 s on two cores. A layer's are taken to be
+# (parameters + 1) x input values / its input's narrowest dim: exact for a Linear (B, F) and a stride-1
+# convolution whose channels are fewer than its width, above the truth otherwise. Layers past it are
+# traced on the meta device.
+CPU_TRACE_BUDGET = 1e9
+# The most parameters a layer built on the CPU may have: its initial weights are drawn and held (8 MB at most).
+CPU_TRACE_MAX_PARAMETERS = 2_000_000
 
 
 @dataclass
@@ -314,8 +317,8 @@ class _Planner:
     def _cpu_trace(self, build: Callable[[], nn.Module], args: list[torch.Tensor], parameters: int) -> Any:
         """The layer's output on zeros on the CPU, where that is within the budget; None where it is not, or
         where the layer fails there (the meta trace then says why, in its usual words)."""
-        cost = (parameters + 1) * sum(a.numel() for a in args)
-        if cost > self.cpu_budget:
+        cost = (parameters + 1) * sum(a.numel() / min(a.shape[1:], default=1) for a in args)
+        if cost > self.cpu_budget or parameters > CPU_TRACE_MAX_PARAMETERS:
             return None
         self.cpu_budget -= cost
         try:
@@ -488,7 +491,12 @@ def plan_model(spec: Spec) -> ModelPlan:
         raise spec.error(("model", "layers"), f"the model has more than {MAX_LAYERS:,} layers once repeats and "
                                               f"blocks are expanded; a model may have at most {MAX_LAYERS:,}")
     planner = _Planner(spec, values)
-    nodes, make, _ = planner.sequence(spec.model.layers, x, dict(values), "")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CPU traces are small: a second thread only waits for them (far longer on a busy machine)
+    try:
+        nodes, make, _ = planner.sequence(spec.model.layers, x, dict(values), "")
+    finally:
+        torch.set_num_threads(threads)
     return ModelPlan(input_shape, nodes, make)
 
 
