@@ -13,7 +13,7 @@ import inspect
 import re
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from declarative.errors import did_you_mean
@@ -35,6 +35,7 @@ class Entry:
     params: dict[str, Param]
     doc: str = ""
     inferred: frozenset[str] = frozenset()  # filled in by dtrain when the spec leaves them out
+    left_out: dict[str, str] = field(default_factory=dict)  # arguments of the original left out on purpose → why
 
     @property
     def required(self) -> list[str]:
@@ -52,6 +53,8 @@ class Entry:
         }
         if self.doc:
             schema["description"] = self.doc
+        if self.left_out:
+            schema["x-left-out"] = dict(self.left_out)
         if self.required:
             schema["required"] = self.required
         return schema
@@ -222,13 +225,15 @@ class Registry:
         constraints: dict[str, dict] | None = None,
         signature_of: Callable | None = None,
         doc: str | None = None,
+        left_out: dict[str, str] | None = None,
     ) -> Entry | None:
-        """Register a class from its own `__init__` signature; None if YAML cannot build it."""
+        """Register a class from its own `__init__` signature; None if YAML cannot build it. `left_out`: arguments
+        the original takes that this entry does not, with why (a spec that gives one is told)."""
         params = signature_params(signature_of or cls.__init__, skip=skip, constraints=constraints)
         if params is None:
             return None
         return self.add(Entry(name or cls.__name__, cls, params, doc if doc is not None else first_line(cls.__doc__),
-                              frozenset(inferred) & set(params)))
+                              frozenset(inferred) & set(params), dict(left_out or {})))
 
     def __contains__(self, name: object) -> bool:
         self._import_module_of(name)
@@ -264,6 +269,9 @@ class Registry:
             raise spec.error(component.path, self.unknown(component.name))
         entry = self[component.name]
         for key in component.kwargs:
+            if key in entry.left_out:
+                raise spec.error(component.path + (component.name, key), f"{component.name}'s '{key}' is left out "
+                                 f"on purpose: {entry.left_out[key]}", key=True)
             if key not in entry.params:
                 hint = did_you_mean(key, entry.params)
                 raise spec.error(component.path + (component.name, key),

@@ -23,10 +23,13 @@ from rich.console import Console
 from declarative.assembly.build import Assembly, assemble
 from declarative.assembly.record import spec_text
 from declarative.assembly.tasks import task_summary
-from declarative.callbacks import CALLBACKS, ModelCheckpoint
+from declarative.assembly.tuning import adopt_tuned, tune, tuned_results
+from declarative.callbacks import CALLBACKS, ModelCheckpoint, TrainingSpikeError, callback_results
+from declarative.callbacks.model_summary import summary_depth
+from declarative.callbacks.progress_bars import check_progress_bars
 from declarative.errors import Location, Problem, SpecError
-from declarative.loggers import LOGGERS
-from declarative.spec.config import Component, Spec
+from declarative.loggers.build import build_loggers as build_spec_loggers, check_loggers, log_graphs
+from declarative.spec.config import Spec
 from declarative.training.checkpoint import load_checkpoint
 from declarative.training.components import OPTIMIZERS
 from declarative.training.errors import EngineError, MisconfigurationError
@@ -69,6 +72,7 @@ def fit_spec(spec: Spec, *, console: Console | None = None, resume_from: str | P
     if resume_from is not None:
         contents = load_checkpoint(resume_from)
         spec = resume.adopt_recorded_seed(spec, contents)
+        spec = adopt_tuned(spec, contents)  # what the run's finders chose, as its checkpoint records it
     callbacks, paths = build_callbacks_with_paths(spec)
     with reproducible(spec.seed, deterministic=spec.trainer.deterministic, benchmark=spec.trainer.benchmark), \
             intra_op_threads(spec.trainer.num_threads) as threads:
@@ -90,16 +94,19 @@ def _fit(run: Assembly, console: Console, threads: str, resuming: tuple | None =
     spec, trainer, strategy, data = run.spec, run.trainer, run.strategy, run.data
     optimizer = OPTIMIZERS.build_component(spec.optimizer, spec,
                                            params=param_groups(strategy.unwrap(run.model), spec.optimizer, spec))
+    run = tune(run, optimizer, resuming=resuming is not None)  # the finders, before the scheduler reads the rates
+    spec, data = run.spec, run.data
     try:
         check_before_training(spec, run.plan, data)  # a scheduler too short, a batch BatchNorm cannot train on
+        check_loggers(spec)  # their arguments and extras, before the run folder
         scheduler = build_scheduler(spec, optimizer, spec.trainer.settings().limit("train", len(data.train)))
     except MisconfigurationError as exc:
         raise run.locator.error(exc) from None
     if strategy.is_global_zero:
-        if spec.trainer.enable_model_summary:
+        if depth := summary_depth(spec.trainer.enable_model_summary, trainer.callbacks):
             from declarative.model.summary import print_summary
 
-            print_summary(console, run.plan, spec.name)
+            print_summary(console, run.plan, spec.name, depth)
         console.print(f"{data.description}; {threads}", markup=False, highlight=False)
         if chosen := task_summary(spec):
             console.print(chosen, markup=False, highlight=False)
@@ -130,10 +137,12 @@ def _fit(run: Assembly, console: Console, threads: str, resuming: tuple | None =
     if run_dir is not None:
         trainer.root_dir = run_dir.path
     record = RunRecord.start(run_dir.path) if strategy.is_global_zero and run_dir is not None else None  # run.json
-    trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero and run_dir is not None else []
     config = _scheduler_config(spec, scheduler)
     status, rejected, error = "failed", False, None
     try:
+        # a logging service that refuses to start (no server, no login) is a located error, as fit's own checks
+        trainer.loggers = build_loggers(spec, run_dir) if strategy.is_global_zero and run_dir is not None else []
+        log_graphs(run, trainer.loggers, console)  # TensorBoardLogger's log_graph
         trainer.fit(run.model, run.loss_fn, optimizer, data, config,
                     ckpt_path=resuming[1] if resuming is not None else None)
         if data.test is not None:
@@ -144,7 +153,7 @@ def _fit(run: Assembly, console: Console, threads: str, resuming: tuple | None =
         raise
     except (EngineError, SpecError) as exc:
         # found by fit's checks or the sanity check: no run happened (a resumed run's folder stays, always)
-        rejected = trainer.global_step == 0 and resuming is None
+        rejected = trainer.global_step == 0 and resuming is None and not isinstance(exc, TrainingSpikeError)
         located = run.locator.error(exc) if isinstance(exc, EngineError) else exc
         error = str(located)
         raise located from None
@@ -196,6 +205,8 @@ def _result(trainer: Trainer, run_dir: RunDir | None, status: str, error: str | 
             "world_size": trainer.world_size,
             "val": result.val_metrics,
             "test": result.test_metrics,
+            **callback_results(trainer.callbacks),  # e.g. Timer's time_elapsed
+            **tuned_results(trainer.callbacks),
         })
     return result
 
@@ -261,6 +272,7 @@ def build_callbacks(spec: Spec) -> list[Any]:
         callback = CALLBACKS.build_component(component, spec)
         callback.spec_path = component.path + (component.name,)
         callbacks.append(callback)
+    check_progress_bars(spec, callbacks)
     if spec.trainer.fast_dev_run:  # a quick check keeps no checkpoint, as Lightning's fast_dev_run
         callbacks = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
         return callbacks
@@ -277,8 +289,7 @@ def build_callbacks(spec: Spec) -> list[Any]:
 
 def build_loggers(spec: Spec, run_dir: RunDir) -> list[Any]:
     """The spec's loggers, writing into the run directory."""
-    return [LOGGERS.build_component(Component.parse(item, ("logger", i)), spec, save_dir=str(run_dir.path))
-            for i, item in enumerate(spec.logger)]
+    return build_spec_loggers(spec, run_dir.path)
 
 
 def _scheduler_config(spec: Spec, scheduler: Any) -> LRSchedulerConfig | None:

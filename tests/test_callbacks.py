@@ -24,12 +24,17 @@ def val_losses(result) -> list[float]:
 
 
 def test_callbacks_are_registered_with_their_lightning_arguments():
-    assert CALLBACKS.names() == ["BackboneFinetuning", "EarlyStopping", "EMAWeightAveraging", "LearningRateMonitor",
-                                 "ModelCheckpoint", "OnExceptionCheckpoint", "StochasticWeightAveraging",
+    assert CALLBACKS.names() == ["BackboneFinetuning", "BatchSizeFinder", "DeviceStatsMonitor", "EarlyStopping",
+                                 "EMAWeightAveraging", "GradientAccumulationScheduler", "LearningRateFinder",
+                                 "LearningRateMonitor", "ModelCheckpoint", "ModelPruning", "ModelSummary",
+                                 "OnExceptionCheckpoint", "RichModelSummary", "RichProgressBar", "SpikeDetection",
+                                 "StochasticWeightAveraging", "ThroughputMonitor", "Timer", "TQDMProgressBar",
                                  "WeightAveraging"]
-    assert set(CALLBACKS["ModelCheckpoint"].params) == {"dirpath", "filename", "monitor", "mode", "save_top_k",
-                                                        "save_last", "every_n_epochs", "every_n_train_steps",
-                                                        "train_time_interval", "save_on_train_epoch_end"}
+    # Lightning 2.6's signature, in its order
+    assert list(CALLBACKS["ModelCheckpoint"].params) == [
+        "dirpath", "filename", "monitor", "verbose", "save_last", "save_top_k", "save_on_exception", "save_weights_only",
+        "mode", "auto_insert_metric_name", "every_n_train_steps", "train_time_interval", "every_n_epochs",
+        "save_on_train_epoch_end", "enable_version_counter"]
     assert CALLBACKS["EarlyStopping"].required == ["monitor"]
 
 

@@ -48,6 +48,8 @@ model:
     - Re
     - Conv2d:
         ker
+    - Relu
+    - Maxpool2d: {{kernel_size: 2}}
     - Flatten
     - Linear: {{out_feature: 3}}
 optimizer: {{Adam: {{lr: 1.0e-3}}}}
@@ -98,3 +100,12 @@ def test_a_misspelt_keyword_argument_is_flagged_on_its_line(server):
     assert any("out_feature" in d["message"] and "not allowed" in d["message"] for d in on_line), diagnostics
     column = SPEC.splitlines()[line].index("out_feature")
     assert any(d["range"]["start"]["character"] == column for d in on_line)
+
+
+@pytest.mark.parametrize("text, name", [("    - Relu", "Relu"), ("    - Maxpool2d: {kernel_size: 2}", "Maxpool2d")])
+def test_a_layer_name_in_the_wrong_case_is_flagged_on_its_line(server, text, name):
+    ls, uri = server
+    diagnostics = ls.wait_for_diagnostics(uri)
+    on_line = [d for d in diagnostics if d["range"]["start"]["line"] == _line(text)]
+    assert on_line, diagnostics  # not taken for a block of the spec: it differs from a layer only in case
+    assert any(d["range"]["start"]["character"] == text.index(name) for d in on_line), on_line

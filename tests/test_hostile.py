@@ -152,7 +152,8 @@ CASES = [
     bad_spec("unclosed-bracket", edit("input: [8]", "input: [8"), "YAML syntax error"),
     bad_spec("unclosed-quote", edit("name: hostile", "name: 'hostile"), "YAML syntax error"),
     bad_spec("duplicate-key", SPEC + "seed: 1\n", "duplicate key 'seed'"),
-    bad_spec("integer-key", SPEC + "1: one\n", "keys must be strings, got 1"),
+    bad_spec("integer-key", SPEC + "1: one\n", "unknown key '1' in the spec"),  # integer keys: epoch schedules
+    bad_spec("float-key", SPEC + "1.5: one\n", "keys must be strings, got 1.5"),
     bad_spec("list-key", SPEC + "? [a, b]\n: x\n", "keys must be strings, got a list or mapping"),
     bad_spec("null-key", SPEC + "~: x\n", "keys must be strings, got None"),
     bad_spec("python-object-tag", SPEC + "description: !!python/object/apply:os.system ['echo owned']\n",

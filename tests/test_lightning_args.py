@@ -12,7 +12,7 @@ from declarative.callbacks import Callback
 from declarative.errors import SpecError
 from declarative.training.checkpoint import load_checkpoint
 from declarative.training.precision import select_precision
-from trainer_specs import make_spec, run
+from trainer_specs import make_spec, quiet, run
 
 
 @pytest.mark.parametrize("written, meant", [("16", "16-mixed"), ("'16'", "16-mixed"), ("bf16", "bf16-mixed"),
@@ -124,6 +124,17 @@ def test_max_time_stops_the_run_and_takes_both_spellings(tmp_path):
         make_spec(tmp_path, "trainer.max_time='1 hour'")
     result = run(tmp_path, "trainer.max_time='00:00:00:00'", "trainer.max_epochs=50")
     assert result.global_step <= 1  # time is up after the first step
+
+
+def test_max_time_counts_the_training_before_a_resume(tmp_path):
+    first = run(tmp_path, "trainer.max_epochs=2")
+    last = first.run_dir / "checkpoints" / "last.ckpt"
+    spent = load_checkpoint(last)["loop"]["time_elapsed"]
+    assert spent > 0
+    # Given exactly the time the first run took, the resumed run has none left: it trains no further epoch.
+    spec = make_spec(tmp_path, "trainer.max_epochs=50", f"trainer.max_time={{seconds: {spent}}}")
+    resumed = run_module.fit_spec(spec, console=quiet(), resume_from=last)
+    assert (resumed.epochs, resumed.global_step) == (2, first.global_step)
 
 
 def test_fast_dev_run_runs_one_batch_of_each_stage_and_writes_nothing(tmp_path):

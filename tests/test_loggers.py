@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
+import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -19,7 +20,8 @@ def read_events(folder) -> EventAccumulator:
 
 
 def test_loggers_are_registered_by_their_lightning_names():
-    assert LOGGERS.names() == ["CSVLogger", "TensorBoardLogger"]
+    # MLflow's and W&B's loggers are listed (and specs naming them validate) whether or not their extra is installed
+    assert LOGGERS.names() == ["CSVLogger", "MLFlowLogger", "TensorBoardLogger", "WandbLogger"]
 
 
 def test_tensorboard_scalars_are_logged_by_step(tmp_path):
@@ -40,7 +42,9 @@ def test_tensorboard_hparams_go_into_the_same_event_file(tmp_path):
     assert [p for p in result.run_dir.iterdir() if p.is_dir()] == [result.run_dir / "checkpoints"]  # no sub-run
     content = read_events(result.run_dir).PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    assert {m.name.tag for m in experiment.metric_infos} >= {"val/loss", "val/accuracy", "test/accuracy"}
+    assert {m.name.tag for m in experiment.metric_infos} >= {"val/loss", "val/accuracy", "test/accuracy", "hp_metric"}
+    # default_hp_metric: Lightning's placeholder scalar, -1 at step 0
+    assert [(e.step, e.value) for e in read_events(result.run_dir).Scalars("hp_metric")] == [(0, -1.0)]
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     assert start.hparams["trainer/max_epochs"].number_value == 2
     assert start.hparams["optimizer/SGD/lr"].number_value == 0.5
@@ -58,6 +62,8 @@ def test_metrics_csv_has_a_row_per_logged_step_and_epoch(tmp_path):
     assert step_rows == [("2", "0"), ("4", "1"), ("6", "1")]
     assert epoch_rows == [("3", "0"), ("6", "1")]
     assert float(rows[-1]["test/loss"]) == pytest.approx(result.test_metrics["test/loss"])
+    hparams = yaml.safe_load((result.run_dir / "hparams.yaml").read_text())  # beside it, as Lightning writes it
+    assert hparams["trainer"]["log_every_n_steps"] == 2 and hparams["loss"] == "CrossEntropyLoss"
 
 
 def test_csv_logger_rewrites_the_header_when_a_metric_appears(tmp_path):

@@ -135,6 +135,20 @@ def test_updates_never_read_from_the_device(request, metric, outputs, target):
     assert reads == []
 
 
+@pytest.mark.parametrize("metric", [MeanSquaredError(), MeanAbsoluteError(), R2Score()])
+def test_regression_metrics_take_the_empty_batch_that_sizes_their_states_in_a_multi_process_run(metric):
+    # a process of a multi-process run sizes every metric's states with a batch of no samples before any other
+    stage = StageMetrics("val", {"m": metric}, lambda device: (torch.zeros(0, 2), torch.zeros(0, 2)))
+    stage.reset(torch.device("cpu"))
+    outputs, target = torch.randn(6, 2), torch.randn(6, 2)
+    fresh = type(metric)()
+    fresh.reset(torch.device("cpu"))
+    fresh.update(outputs, target)
+    assert [state.shape for state in metric.states()] == [state.shape for state in fresh.states()]
+    metric.update(outputs, target)
+    assert torch.allclose(metric.compute(), fresh.compute())
+
+
 def test_a_metric_names_what_it_cannot_read():
     with pytest.raises(ValueError, match=r"multiclass needs integer class targets of shape \[6\] for outputs of "
                                          r"shape \[6, 3\], but got float32 targets of shape \[6\]"):

@@ -52,13 +52,15 @@ def test_schema_knows_every_layer_and_its_arguments():
 
 def test_unknown_keys_are_rejected_everywhere():
     """Every object in the schema closes its keys: a typo never passes silently. Objects whose keys
-    the user names (block names, block parameters) constrain them by a pattern instead."""
+    the user names (block names, block parameters) constrain them by a pattern instead. An `if` is a
+    condition, not a constraint: it stays open."""
     def walk(node, where):
         if isinstance(node, dict):
             if node.get("type") == "object" or node.get("type") == ["object", "null"]:
                 assert node.get("additionalProperties") is False or "propertyNames" in node, where
             for key, value in node.items():
-                walk(value, f"{where}/{key}")
+                if key != "if":
+                    walk(value, f"{where}/{key}")
         elif isinstance(node, list):
             for i, value in enumerate(node):
                 walk(value, f"{where}/{i}")

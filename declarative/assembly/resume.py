@@ -20,14 +20,15 @@ from typing import Any, Iterable
 
 from declarative.errors import Location, Problem, SpecError
 from declarative.spec.config import PATH_ARGUMENTS, Spec
-from declarative.training.checkpoint import atomic_write, load_checkpoint
+from declarative.training.checkpoint import WEIGHTS_ONLY_RESUME, atomic_write, load_checkpoint
 
 __all__ = ["MAY_CHANGE", "find_checkpoint", "run_folder_of", "adopt_recorded_seed", "check_same_training",
            "record_resume", "interrupted_message"]
 
 # Spec keys (and everything under them) a resume may change: none alters the training already done.
-MAY_CHANGE = ("trainer.max_epochs", "trainer.max_steps", "trainer.enable_progress_bar", "trainer.log_every_n_steps",
-              "trainer.enable_checkpointing", "trainer.default_root_dir", "callbacks", "logger",
+MAY_CHANGE = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.enable_progress_bar",
+              "trainer.log_every_n_steps", "trainer.enable_checkpointing", "trainer.default_root_dir", "trainer.profiler",
+              "trainer.limit_predict_batches", "callbacks", "logger",
               "data.loader", "data.num_workers", "data.pin_memory", "data.persistent_workers")
 RESUMES_FILE = "resumes.json"
 _VERSION = re.compile(r"version_(\d+)")
@@ -40,7 +41,8 @@ def _newest_checkpoint(folder: Path) -> Path:
         if load_checkpoint(path).get("loop"):
             return path
     raise SpecError(Problem(Location(str(folder)), "this run folder has no checkpoint to resume from (checkpoints/ "
-                                                   "holds none saved at a step boundary)"))
+                                                   "holds none saved at a step boundary with the training state; "
+                                                   "save_weights_only checkpoints hold the weights only)"))
 
 
 def find_checkpoint(target: str | Path, *, root: str | Path = "runs", name: str | None = None) -> Path:
@@ -96,6 +98,8 @@ def _may_change(key: str) -> bool:
 
 def check_same_training(spec: Spec, contents: dict[str, Any], checkpoint: Path) -> None:
     """A located error when the (resolved) spec trains differently from the one the checkpoint recorded."""
+    if contents.get("weights_only"):
+        raise SpecError(Problem(Location(str(checkpoint)), WEIGHTS_ONLY_RESUME))
     if not contents.get("loop"):
         raise SpecError(Problem(Location(str(checkpoint)), "this checkpoint cannot resume exactly: it was saved in the "
                                                            "middle of a step (by an exception hook) — resume from the "

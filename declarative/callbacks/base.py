@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from declarative.training.errors import UnloggedMetricError
 from declarative.training.metrics import unlogged_metric
 
-__all__ = ["Callback", "TrainerView", "require_metric"]
+__all__ = ["Callback", "TrainerView", "callback_results", "require_metric"]
 
 
 class TrainerView(Protocol):
@@ -26,7 +26,7 @@ class TrainerView(Protocol):
     current_epoch: int
     global_step: int
     sanity_checking: bool
-    should_stop: bool  # a callback sets it to end fit after this epoch
+    should_stop: bool  # a callback sets it to end fit after this epoch (on a mid-epoch validation: right there)
     log_step_due: bool  # during on_train_batch_end: this step logs its scalars
     num_train_batches: int
     num_val_batches: int
@@ -37,6 +37,11 @@ class TrainerView(Protocol):
     lr_scheduler: Any  # LRSchedulerConfig or None: .scheduler, .interval, .frequency, .monitor
     train_dataloader: Any  # during fit: the training batches (StochasticWeightAveraging's BatchNorm pass)
     settings: Any  # TrainerSettings
+    accumulate_grad_batches: int  # batches per optimizer step this epoch (GradientAccumulationScheduler sets it)
+    strategy: Any  # root_device, world_size, reduce_any(flag), broadcast(obj), unwrap(model)
+    callbacks: list[Any]  # every callback, in the order given (a callback's index locates its errors)
+    root_dir: Path  # the run folder
+    precision: Any  # the PrecisionPlugin (.name: "32-true", "bf16-mixed", ...)
 
     @property
     def is_global_zero(self) -> bool: ...
@@ -54,7 +59,9 @@ class TrainerView(Protocol):
 
     def print(self, message: str) -> None: ...
 
-    def save_checkpoint(self, path: str | Path) -> None: ...
+    def save_checkpoint(self, path: str | Path, weights_only: bool = False) -> None: ...
+
+    def link_checkpoint(self, target: str | Path, link: str | Path) -> None: ...
 
     def remove_checkpoint(self, path: str | Path) -> None: ...
 
@@ -131,6 +138,15 @@ class Callback:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore what `state_dict` returned."""
+
+
+def callback_results(callbacks: list[Any]) -> dict[str, Any]:
+    """What the callbacks add to results.json: each one's `results()` (Timer's time_elapsed, ...)."""
+    out: dict[str, Any] = {}
+    for callback in callbacks:
+        if hasattr(callback, "results"):
+            out.update(callback.results())
+    return out
 
 
 def require_metric(trainer: TrainerView, name: str, what: str, where: tuple = ("monitor",)) -> None:

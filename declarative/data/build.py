@@ -238,13 +238,15 @@ def build_data(spec, device: torch.device | str = "cpu", *, rank: int = 0, num_r
 
     batches: dict[str, Batches | LoaderBatches | None] = dict.fromkeys(roles)
     drop_last = {role: data.drop_last and role == "train" for role in roles}  # val and test keep every sample
+    # training batches in a new order each epoch; overfit_batches keeps the same first batches (as Lightning)
+    shuffle = {role: role == "train" and not spec.trainer.overfit_batches for role in roles}
     if mode == "memory":
         for role, split in present.items():
             head = heads[role]
             split = _precomputed(split, Pipeline(pipelines[role][:head]), device)
             rest = Pipeline(pipelines[role][head:])
             batches[role] = Batches(split.inputs, split.targets, _batch_size(data, role), transform=rest or None,
-                                    shuffle=role == "train", seed=spec.seed, rank=rank, num_replicas=num_replicas,
+                                    shuffle=shuffle[role], seed=spec.seed, rank=rank, num_replicas=num_replicas,
                                     drop_last=drop_last[role])
         description = f"data: in memory on {device} ({describe_size(held)})"
     else:
@@ -254,7 +256,7 @@ def build_data(spec, device: torch.device | str = "cpu", *, rank: int = 0, num_r
             settings = loader_settings(spec, device, split)
             pipeline = Pipeline(pipelines[role])
             batches[role] = LoaderBatches(split, _batch_size(data, role), device=device, settings=settings,
-                                          transform=pipeline or None, shuffle=role == "train", seed=spec.seed,
+                                          transform=pipeline or None, shuffle=shuffle[role], seed=spec.seed,
                                           rank=rank, num_replicas=num_replicas, drop_last=drop_last[role])
         description = f"data: DataLoader, {batches['train'].settings.describe()}" + (f" ({reason})" if reason else "")
 

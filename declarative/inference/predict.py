@@ -55,8 +55,9 @@ def predict(trained, inputs, *, device: torch.device, batch_size: int, console: 
     task = trained.task if trained.task in TASKS else "regression"  # no class structure known: the outputs
     model = trained.model.to(device)
     outputs = []
-    samples = inputs.samples
-    _check_fits(trained, samples[:1].to(device), inputs.ids[0])
+    kept = _batches(trained, len(inputs.samples), batch_size) * batch_size  # trainer.limit_predict_batches
+    samples, ids = inputs.samples[:kept], list(inputs.ids[:kept])
+    _check_fits(trained, samples[:1].to(device), ids[0])
     with Progress(console=console or Console(stderr=True), transient=True) as progress, torch.inference_mode():
         bar = progress.add_task("predicting", total=len(samples))
         for start in range(0, len(samples), batch_size):
@@ -64,8 +65,22 @@ def predict(trained, inputs, *, device: torch.device, batch_size: int, console: 
             outputs.append(model(x).float().cpu())
             progress.advance(bar, len(x))
     out = torch.cat(outputs)
-    return Predictions(inputs.ids, out, task_scores(task, out), task_predictions(task, out), task,
+    return Predictions(ids, out, task_scores(task, out), task_predictions(task, out), task,
                        trained.class_names)
+
+
+def _batches(trained, num_samples: int, batch_size: int) -> int:
+    """The batches to predict: `trainer.limit_predict_batches` (a count or a fraction) of them, as Lightning."""
+    from declarative.training.errors import MisconfigurationError
+
+    try:
+        count = trained.spec.trainer.settings().limit("predict", -(-num_samples // batch_size))
+    except MisconfigurationError as exc:
+        raise trained.spec.error(exc.where, exc.message) from None
+    if count == 0:
+        raise trained.spec.error(("trainer", "limit_predict_batches"), "limit_predict_batches=0 predicts nothing — "
+                                 "give a count of batches (>= 1) or a fraction up to 1.0")
+    return count
 
 
 def _check_fits(trained, sample: torch.Tensor, first_id: str) -> None:

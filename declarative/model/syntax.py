@@ -32,6 +32,20 @@ CONSTRUCTS = {"residual": ("layers", "shortcut"), "parallel": ("branches",), "re
 BLOCK_NAME = r"^[A-Z][A-Za-z0-9_]*$"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 REFERENCE_PATTERN = r"^\$\{\s*[A-Za-z_][A-Za-z0-9_.]*\s*\}$"
+
+
+def block_reference_pattern(layer_names: list[str]) -> str:
+    """BLOCK_NAME, less the names that differ from a known layer's only in case (`Relu`, `Conv2D`,
+    `Resnet18`): those are misspelt layers, so that an editor flags them with the static schema, which
+    cannot know the spec's own block names. (A negative lookahead: both Python's and JavaScript's
+    regular expressions have it.)"""
+    def any_case(name: str) -> str:
+        return "".join(f"[{c.upper()}{c.lower()}]" if c.upper() != c.lower() else re.escape(c) for c in name)
+
+    variants = "|".join(any_case(name) for name in sorted(layer_names) if re.fullmatch(r"[A-Za-z0-9_]+", name))
+    return rf"^(?!(?:{variants})$)[A-Z][A-Za-z0-9_]*$"
+
+
 _REFERENCE = re.compile(r"^\$\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}$")
 
 # Values a spec can take from its data.

@@ -137,6 +137,8 @@ def load_text(text: str, file: str) -> Document:
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 key = loader.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) else None
+                if type(key) is int and key >= 0:  # `{4: 2}`: an epoch-keyed schedule, as Lightning writes it
+                    key = str(key)
                 if not isinstance(key, str):
                     shown = repr(key) if isinstance(key_node, yaml.ScalarNode) else "a list or mapping"
                     raise SpecError(Problem(_location(file, key_node.start_mark), f"keys must be strings, got {shown}"))

@@ -135,6 +135,8 @@ def problems_from_error(error: ValidationError, doc: Document, root: dict) -> li
                 message = f"unknown {registry} '{extra}'" + (f" — {hint}" if hint else "")
                 message += f" (`dtrain layers --kind {registry.split()[-1]}` lists them)" if registry != "layer" \
                     else " (`dtrain layers` lists them)"
+            elif extra in schema.get("x-left-out", {}):
+                message = f"{schema['x-entry']}'s '{extra}' is left out on purpose: {schema['x-left-out'][extra]}"
             elif "x-entry" in schema:
                 message = f"{schema['x-entry']} has no argument '{extra}'" + (f" — {hint}" if hint else "")
                 message += f" (it takes: {', '.join(allowed) or 'no arguments'})"

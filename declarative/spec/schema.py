@@ -70,6 +70,8 @@ def trainer_schema() -> dict:
         {"type": "object", "minProperties": 1, "additionalProperties": False,
          "properties": {unit: {"type": "number", "minimum": 0} for unit in ("days", "hours", "minutes", "seconds")}},
         {"type": "null"}]}
+    props["val_check_interval"] = {**notes("val_check_interval"), "anyOf": [  # a batch count, or a fraction
+        {"type": "integer", "minimum": 1}, {"type": "number", "exclusiveMinimum": 0, "maximum": 1}]}
     props["accelerator"] = {**notes("accelerator"), "enum": ACCELERATOR_CHOICES}
     props["precision"] = {**notes("precision"), "enum": PRECISION_CHOICES}
     props["devices"] = {**notes("devices"), "if": {"type": "string"}, "then": {"const": "auto"},
@@ -80,6 +82,8 @@ def trainer_schema() -> dict:
     strategies = plugins["strategy"].item_schema()
     props["strategy"] = {**notes("strategy"), "x-registry": "strategy", "if": {"type": "string"},
                          "then": {"enum": ["auto", *plugins["strategy"].names()]}, "else": strategies["else"]}
+    props["callbacks"] = _ref("callbacks")
+    props["logger"] = _ref("loggers")
     return schema
 
 
@@ -99,6 +103,42 @@ def dataclass_schema(cls: type) -> dict:
             schema["default"] = default
         properties[f.name] = schema
     return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def class_path_form(regs: dict[str, Registry], kind: str, arguments: str) -> dict:
+    """LightningCLI's `{class_path: a.b.Name, init_args: {...}}` for an entry of `kind`; `arguments` is the
+    JSON pointer of the `{Name: {...}}` form's properties (each class's init_args are checked as those)."""
+    names = regs[kind].names()
+    return {
+        "type": "object", "required": ["class_path"], "additionalProperties": False,
+        "properties": {
+            "class_path": {"type": "string", "pattern": rf"(^|\.)({'|'.join(names)})$",
+                           "description": f"LightningCLI's form: a {kind} named by its class (the module part is "
+                                          "not read; nothing is imported)."},
+            # closed by the class's own arguments (allOf below)
+            "init_args": {"type": ["object", "null"], "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                          "description": "Its arguments."}},
+        "allOf": [{"if": {"properties": {"class_path": {"pattern": rf"(^|\.){name}$"}}},
+                   "then": {"properties": {"init_args": {"$ref": f"{arguments}/{name}"}}}} for name in names]}
+
+
+def _either_form(class_path: dict, own: dict) -> dict:
+    return {"if": {"type": "object", "required": ["class_path"]}, "then": class_path, "else": own}
+
+
+def section_defs(regs: dict[str, Registry]) -> dict:
+    """`callbacks:` and `logger:`, which may also go under `trainer:` and be written as LightningCLI writes
+    them (one item, or `{class_path, init_args}`): declarative.spec.lightning_forms reads those as dtrain's."""
+    def items(kind: str, what: str) -> dict:
+        item = _either_form(class_path_form(regs, kind, f"#/$defs/{kind}/else/properties"), _ref(kind))
+        return {"description": what, "if": {"type": "array"}, "then": {"type": "array", "items": item},
+                "else": item}
+
+    callbacks = items("callback", "Callbacks, called in order (also accepted under trainer:, as Lightning's "
+                                  "Trainer takes them).")
+    loggers = items("logger", "true (TensorBoard and CSV), false, or loggers (also accepted under trainer:).")
+    return {"callbacks": callbacks, "loggers": {"description": loggers.pop("description"), "if": {"type": "boolean"},
+                                                "then": {}, "else": loggers}}
 
 
 def _ref(name: str) -> dict:
@@ -212,15 +252,22 @@ def item_settings_schema() -> dict:
     }
 
 
+# What an editor shows for a name that is neither a layer nor a possible block (yaml-language-server reads it).
+BLOCK_REFERENCE_MESSAGE = ("not a layer: layer names are case-sensitive (ReLU, Conv2d, resnet18) — `dtrain layers` "
+                           "lists them; any other CamelCase name must be a block of model.blocks")
+
+
 def layer_item_schema(layers: Registry) -> dict:
     """A layer item: a layer name, or one layer (or block, or construct) with its arguments and the
     wiring keys name / input / output beside it. Any CamelCase name may be a block the spec defines;
     `dtrain validate` narrows that to the spec's own blocks (model.syntax.specialise)."""
-    from declarative.model.syntax import BLOCK_NAME, NAME_PATTERN
+    from declarative.model.syntax import NAME_PATTERN, block_reference_pattern
 
     item = layers.item_schema()
     name = {"type": "string", "pattern": NAME_PATTERN}
-    item["then"] = {"anyOf": [item["then"], {"type": "string", "pattern": BLOCK_NAME}]}
+    block = block_reference_pattern(sorted({*item["then"]["enum"], *item["else"]["properties"]}))
+    item["then"] = {"anyOf": [item["then"], {"type": "string", "pattern": block,
+                                             "patternErrorMessage": BLOCK_REFERENCE_MESSAGE}]}
     item["else"].pop("maxProperties")
     item["else"]["properties"].update({
         "name": {**name, "description": "Name this layer's output, for the `input` of later layers in the list."},
@@ -230,8 +277,8 @@ def layer_item_schema(layers: Registry) -> dict:
                    "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1}]},
     })
     item["else"]["properties"].update(item_settings_schema())
-    item["else"]["patternProperties"] = {BLOCK_NAME: {"type": ["object", "null"],
-                                                      "propertyNames": {"pattern": NAME_PATTERN}}}
+    item["else"]["patternProperties"] = {block: {"type": ["object", "null"],
+                                                 "propertyNames": {"pattern": NAME_PATTERN}}}
     return item
 
 
@@ -355,7 +402,8 @@ def spec_schema() -> dict[str, Any]:
                                                     "BCEWithLogitsLoss or MSELoss)."},
             "metrics": {**_list_of("metric"), "description": "Metrics logged per stage as <stage>/<name>. "
                                                              "Default: the task's."},
-            "optimizer": _ref("optimizer"),
+            "optimizer": _either_form(class_path_form(regs, "optimizer", "#/$defs/optimizer/else/properties"),
+                                      _ref("optimizer")),
             "scheduler": {
                 "description": "One LR scheduler by name, and Lightning's interval / frequency / monitor.",
                 "type": "object",
@@ -370,18 +418,19 @@ def spec_schema() -> dict[str, Any]:
                 },
                 "additionalProperties": False,
             },
+            "lr_scheduler": {"description": "LightningCLI's name for scheduler.",
+                             **class_path_form(regs, "scheduler", "#/properties/scheduler/properties")},
+            "seed_everything": {"description": "LightningCLI's name for seed (true/false: a drawn seed, recorded).",
+                                "anyOf": [{"type": "boolean"}, {"type": "integer", "minimum": 0,
+                                                                "maximum": 2**32 - 1}]},
+            "ckpt_path": {"type": "null", "description": "LightningCLI's; a spec does not resume: `dtrain resume`."},
             "trainer": trainer_schema(),
-            "callbacks": _list_of("callback"),
-            "logger": {
-                "description": "true (TensorBoard and CSV), false, or a list of loggers.",
-                "if": {"type": "boolean"},
-                "then": {},
-                "else": _list_of("logger"),
-            },
+            "callbacks": _ref("callbacks"),
+            "logger": _ref("loggers"),
         },
         "$defs": {**{key: registry.item_schema() for key, registry in regs.items()},
                   "optimizer": optimizer_schema(regs["optimizer"]), "layer": layer_item_schema(regs["layer"]), "layer_list": {**_list_of("layer"), "minItems": 1},
-                  "reference": REFERENCE},
+                  "reference": REFERENCE, **section_defs(regs)},
     }
 
 

@@ -252,11 +252,19 @@ def _data_values_known(spec, read: bool) -> bool:
     return True
 
 
+def schema_stage(doc: Document) -> list[Problem]:
+    """Lightning's ways of writing callbacks and loggers read as dtrain's (in place), then the schema's
+    problems."""
+    from declarative.spec.lightning_forms import read_lightning_forms
+
+    return read_lightning_forms(doc) + schema_problems(doc)
+
+
 def validate_document(doc: Document, *, semantic: bool = True):
     """A Document → a typed, checked Spec; raises SpecError with every problem found."""
     from declarative.spec.config import spec_from_document
 
-    problems = schema_problems(doc)
+    problems = schema_stage(doc)
     if problems:
         raise SpecError(problems)
     spec = spec_from_document(doc)

@@ -37,13 +37,13 @@ def validate_files(paths: list[Path], *, schema_only: bool, use_cache: bool, say
     documents = {}
     if to_check:
         from declarative.spec.document import load_file
-        from declarative.spec.validate import schema_problems
+        from declarative.spec.validate import schema_stage
 
         for i in to_check:
             outcomes[i] = Outcome(lines=[], failed=False)
             try:
                 doc = load_file(paths[i])
-                problems = schema_problems(doc)
+                problems = schema_stage(doc)
             except SpecError as exc:
                 problems = exc.problems
             record(i, report_lines(problems), bool(problems))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import uuid
 from pathlib import Path
@@ -20,7 +21,8 @@ import declarative
 from declarative.errors import Location, Problem, SpecError
 from declarative.safe_load import UnreadableFile, load_weights_only
 
-__all__ = ["VERSION_KEY", "atomic_write", "remove_stale_temps", "save_checkpoint", "load_checkpoint"]
+__all__ = ["VERSION_KEY", "WEIGHTS_ONLY_RESUME", "atomic_write", "link_or_copy", "remove_stale_temps", "save_checkpoint",
+           "load_checkpoint"]
 
 VERSION_KEY = "dtrain_version"
 REQUIRED_KEYS = (VERSION_KEY, "spec", "state_dict")
@@ -47,6 +49,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     except BaseException:  # KeyboardInterrupt too: never leave a partial file behind
         tmp.unlink(missing_ok=True)
         raise
+
+
+def link_or_copy(target: str | os.PathLike, link: str | os.PathLike) -> None:
+    """Make `link` a symbolic link to `target` (relative: the run folder may move), replacing what was there in
+    one step; a copy of `target` where the file system has no symbolic links."""
+    link, target = Path(link), Path(target)
+    tmp = link.with_name(f".{link.name}.{_HOST}-{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        os.symlink(os.path.relpath(target, link.parent), tmp)
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        with open(target, "rb") as source:
+            atomic_write(link, lambda file: shutil.copyfileobj(source, file))
 
 
 def _running(pid: int) -> bool:
@@ -85,6 +101,11 @@ def save_checkpoint(contents: dict[str, Any], path: str | os.PathLike) -> None:
     `contents` is plain data (tensors, numbers, strings, lists, dicts); the dtrain version goes first."""
     contents = {VERSION_KEY: declarative.__version__, **contents}
     atomic_write(path, lambda file: torch.save(contents, file))
+
+
+WEIGHTS_ONLY_RESUME = ("this checkpoint holds the weights only (ModelCheckpoint save_weights_only: true): no optimizer, "
+                       "scheduler or loop state to resume from — resume from a full checkpoint of the run, or start a "
+                       "new run from these weights with model.init_from: <this file>")
 
 
 def _not_a_checkpoint(path: str, why: str) -> SpecError:

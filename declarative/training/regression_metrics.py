@@ -6,6 +6,8 @@ Names and meanings follow torchmetrics: `mse` and `mae` average over every targe
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from declarative.training.metric_base import Metric, float_state_dtype
@@ -32,7 +34,7 @@ class _RegressionMetric(Metric):
     def _columns(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outputs, targets = adapt_to_task(self.task, outputs, targets)
         dtype = float_state_dtype(outputs.device)
-        columns = 1 if outputs.ndim == 1 else outputs[0].numel()
+        columns = 1 if outputs.ndim == 1 else math.prod(outputs.shape[1:])  # a batch of no samples too
         return outputs.reshape(-1, columns).to(dtype), targets.reshape(-1, columns).to(dtype)
 
     def _add(self, **values: torch.Tensor) -> None:

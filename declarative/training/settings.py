@@ -43,11 +43,20 @@ class TrainerSettings:
                                                     "run folder.", minimum=0)
     num_sanity_val_steps: int = setting(2, "Validation batches run before training, to fail fast (-1: all of them).",
                                         minimum=0)
-    check_val_every_n_epoch: int = setting(1, "Validate every N epochs.", minimum=1)
+    check_val_every_n_epoch: Union[int, None] = setting(1, "Validate every N epochs (null: by val_check_interval "
+                                                           "alone, counting training batches across epochs).",
+                                                        minimum=1)
+    val_check_interval: Union[int, float] = setting(1.0, "Validate every N training batches (int), or after this "
+                                                         "fraction of each training epoch (float in (0, 1]).")
+    overfit_batches: Union[int, float] = setting(0.0, "Train on this many batches of the training split (int, or a "
+                                                      "fraction: float), unshuffled, and validate on as many "
+                                                      "validation batches; 0: off.", minimum=0)
     log_every_n_steps: int = setting(50, "Log training scalars every N optimizer steps.", minimum=1)
     limit_train_batches: Union[int, float] = setting(1.0, "Batches per training epoch: a count, or a fraction (float).", minimum=0)
     limit_val_batches: Union[int, float] = setting(1.0, "Batches per validation run: a count, or a fraction (float).", minimum=0)
     limit_test_batches: Union[int, float] = setting(1.0, "Batches of the test run: a count, or a fraction (float).", minimum=0)
+    limit_predict_batches: Union[int, float] = setting(1.0, "Batches `dtrain predict` runs: a count, or a fraction "
+                                                            "(float).", minimum=0)
     accumulate_grad_batches: int = setting(1, "Accumulate gradients over N batches per optimizer step.", minimum=1)
     gradient_clip_val: Union[float, None] = setting(None, "Clip gradients at this value (none: no clipping).", minimum=0)
     gradient_clip_algorithm: Literal["norm", "value"] = setting("norm", "Clip by total norm or by value.")
@@ -57,6 +66,9 @@ class TrainerSettings:
                                             "NaN or infinite (false: train on, as Lightning does).")
     inference_mode: bool = setting(True, "Evaluate under torch.inference_mode (false: torch.no_grad).")
     enable_progress_bar: bool = setting(True, "Show a progress bar.")
+    profiler: Union[Literal["simple", "advanced", "pytorch"], None] = setting(
+        None, "Profile fit and test into the run folder: simple (wall-clock per action), advanced (cProfile per "
+              "action) or pytorch (torch.profiler traces for TensorBoard); none: off.")
     enable_checkpointing: bool = setting(True, "Without a ModelCheckpoint in callbacks, still save last.ckpt each "
                                                "epoch (false: save no checkpoint at all).")
 
@@ -111,6 +123,8 @@ class TrainerSettings:
         if self.fast_dev_batches:
             return min(total, self.fast_dev_batches)
         name = f"limit_{stage}_batches"
+        if self.overfit_batches and stage in ("train", "val"):
+            name = "overfit_batches"  # as Lightning: it replaces limit_train_batches and limit_val_batches
         limit = getattr(self, name)
         if isinstance(limit, int) and not isinstance(limit, bool):
             return min(total, limit)

@@ -1,7 +1,8 @@
 """The training loop: Lightning's `fit` and `test`, on plain PyTorch objects.
 
-    fit:  sanity validation → for each epoch: train batches (accumulate, clip, step, schedule)
-          → epoch metrics → validation (every check_val_every_n_epoch) → callbacks → scheduler
+    fit:  sanity validation → for each epoch: train batches (accumulate, clip, step, schedule; a
+          mid-epoch validation where val_check_interval says) → epoch metrics → validation (at the
+          epoch's end, every check_val_every_n_epoch) → callbacks → scheduler
     test: one pass over the test split
 
 The Trainer knows nothing of specs: it takes settings (Lightning's Trainer arguments), built
@@ -30,14 +31,16 @@ from rich.console import Console
 from declarative.callbacks.base import require_metric
 from declarative.callbacks.model_checkpoint import ModelCheckpoint
 from declarative.training import preemption
-from declarative.training.checkpoint import load_checkpoint, save_checkpoint
+from declarative.training.checkpoint import WEIGHTS_ONLY_RESUME, link_or_copy, load_checkpoint, save_checkpoint
 from declarative.training.errors import (EngineError, MisconfigurationError, NonFiniteLossError, StepError,
                                          is_peer_failure)
 from declarative.training.metrics import MetricInputError, StageMetrics
 from declarative.training.precision import PrecisionPlugin
+from declarative.training.profilers import Profiler, build_profiler
 from declarative.training.resume import gather_objects, load_rng_state, rng_state, to_cpu
 from declarative.training.settings import TrainerSettings
 from declarative.training.strategies import Strategy
+from declarative.training.val_schedule import ValidationSchedule
 
 __all__ = ["BatchSource", "DataSplits", "LRSchedulerConfig", "Trainer"]
 
@@ -109,14 +112,17 @@ class Trainer:
         self.root_dir = Path(root_dir) if root_dir is not None else Path.cwd()
         self.hparams = dict(hparams or {})
         self.checkpoint_extras = dict(checkpoint_extras or {})
-        self.callbacks = list(callbacks)
-        if settings.enable_progress_bar and strategy.is_global_zero:
-            from declarative.training.progress import ProgressBar
+        from declarative.training.progress import ProgressBar
 
-            self.callbacks.append(ProgressBar(self.console))  # last: it shows what the others logged
+        bars = [cb for cb in callbacks if isinstance(cb, ProgressBar)]  # a listed bar replaces the default one
+        self.callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
+        if settings.enable_progress_bar and strategy.is_global_zero:
+            self.callbacks.append(bars[0] if bars else ProgressBar(self.console))  # last: it shows what others logged
         missing = [stage for stage in STAGES if stage not in metrics]
         assert not missing, f"metrics needs a StageMetrics for {missing}"
         self.stage_metrics = dict(metrics)
+        # trainer.profiler (declarative/training/profilers.py); process 0 profiles, the default records nothing
+        self.profiler: Profiler = build_profiler(settings.profiler if strategy.is_global_zero else None)
 
         self.model: torch.nn.Module | None = None
         self.optimizers: list[torch.optim.Optimizer] = []
@@ -125,12 +131,15 @@ class Trainer:
         self.current_epoch = 0
         self.global_step = 0
         self.should_stop = False
+        self.accumulate_grad_batches = settings.accumulate_grad_batches  # GradientAccumulationScheduler changes it
         self.sanity_checking = False
         self.log_step_due = False  # True during on_train_batch_end of a batch that logs step scalars
         self.num_train_batches = 0
         self.num_val_batches = 0
         self.num_test_batches = 0
         self._has_validation = False
+        self._val_schedule: ValidationSchedule | None = None  # when fit validates (set by fit)
+        self._val_batches: BatchSource | None = None
         # Floats, and nested lists for per-class values and confusion matrices (see StageMetrics).
         self.callback_metrics: dict[str, Any] = {}
         self.val_metrics: dict[str, Any] = {}
@@ -203,15 +212,23 @@ class Trainer:
         if self.is_global_zero:
             self.console.print(message, markup=False, highlight=False)
 
-    def save_checkpoint(self, path: str | Path) -> None:
+    def save_checkpoint(self, path: str | Path, weights_only: bool = False) -> None:
         """Save the run's state to `path`; every process must call it (FSDP gathers), process 0 writes.
 
         Asked for during a training step or an epoch's end, the file is written at the step boundary that
-        follows (before the next batch), so that it resumes exactly there."""
+        follows (before the next batch), so that it resumes exactly there. `weights_only`: the weights and
+        the spec (what test, predict and export read), no optimizer, scheduler or loop state."""
         if self._deferred is not None:
-            self._deferred.append(("save", str(path), self.current_epoch))
+            self._deferred.append(("save", str(path), (self.current_epoch, weights_only)))
         else:
-            self._write_checkpoint(str(path), self.current_epoch)
+            self._write_checkpoint(str(path), self.current_epoch, weights_only)
+
+    def link_checkpoint(self, target: str | Path, link: str | Path) -> None:
+        """Make `link` point at the checkpoint `target` (process 0), once the saves asked for before are written."""
+        if self._deferred is not None:
+            self._deferred.append(("link", str(link), str(target)))
+        elif self.is_global_zero:
+            link_or_copy(str(target), str(link))
 
     def remove_checkpoint(self, path: str | Path) -> None:
         """Delete a checkpoint file (process 0), after the saves asked for before it: a good file goes only once
@@ -226,9 +243,17 @@ class Trainer:
         """Where a run stopped by SIGTERM or SIGINT leaves its resumable checkpoint."""
         return self.checkpoint_dir / "interrupted.ckpt"
 
-    def _write_checkpoint(self, path: str, epoch: int) -> None:
+    def _write_checkpoint(self, path: str, epoch: int, weights_only: bool = False) -> None:
         assert self.model is not None, "save_checkpoint needs a model: call it during fit"
         strategy = self.strategy
+        if weights_only:  # what test, predict and export read; nothing to resume from
+            contents = {**self.checkpoint_extras, "state_dict": strategy.model_state_dict(self.model), "epoch": epoch,
+                        "global_step": self.global_step, "weights_only": True}
+            self._call("on_save_checkpoint", contents)  # e.g. weight averaging puts its average in state_dict
+            contents.pop("callbacks", None)  # a callback's state serves a resume only
+            if strategy.is_global_zero:
+                save_checkpoint(contents, path)
+            return
         position = self._position
         # Each process's generators, data position and partial metric sums (a collective: every process is here).
         ranks = gather_objects(self._rank_state(), strategy.distributed) if position is not None else []
@@ -245,6 +270,7 @@ class Trainer:
             "callbacks": self._callback_states(),
             # None: written between step boundaries (by an exception hook), so it cannot resume exactly.
             "loop": {**position, "root_dir": str(self.root_dir), "val_metrics": dict(self.val_metrics),
+                     "time_elapsed": time.monotonic() - self._fit_started,
                      "logged_rows": list(self._rows_at_step), "ranks": ranks} if position is not None else None,
         }
         self._call("on_save_checkpoint", contents)  # Lightning's hook: a callback may change what is saved
@@ -298,9 +324,15 @@ class Trainer:
         self.num_val_batches = self.settings.limit("val", len(data.val)) if data.val is not None else 0
         # Every process must agree, or one would wait in validation's all-reduce for the others.
         self._has_validation = self.strategy.reduce_any(self.num_val_batches > 0)
+        self._val_schedule = ValidationSchedule.create(self.settings, self.num_train_batches)
+        self._val_batches = data.val
+        if self.settings.overfit_batches:
+            self.print(f"overfit_batches: training on the same {self.num_train_batches} unshuffled batches each epoch, "
+                       f"validating on {self.num_val_batches} batches")
         resume = self._read_resume(ckpt_path) if ckpt_path is not None else None
         self._fit_started = time.monotonic()
         self._check_scheduler_monitor()
+        self.profiler.start("fit", self._profile_dir())
         self._call("setup", "fit")
         if resume is not None:
             self._restore(resume, model, optimizer)
@@ -327,6 +359,8 @@ class Trainer:
             self._deferred = None  # an exception hook's save is written at once
             self._call("on_exception", exc)
             raise
+        finally:
+            self.profiler.finish(self.print)
 
     def test(
         self,
@@ -343,6 +377,7 @@ class Trainer:
             self.strategy.load_model_state_dict(model, self.strategy.broadcast(state))
         self.model = model
         self.num_test_batches = self.settings.limit("test", len(batches))
+        self.profiler.start("test", self._profile_dir())
         self._call("setup", "test")
         try:
             self._call("on_test_start")
@@ -353,6 +388,8 @@ class Trainer:
         except BaseException as exc:
             self._call("on_exception", exc)
             raise
+        finally:
+            self.profiler.finish(self.print)
         return self.test_metrics
 
     def finalize(self, status: str) -> None:
@@ -374,6 +411,10 @@ class Trainer:
                        f"(epoch {self.current_epoch}, step {self.global_step}): training goes on")
             self.should_stop = False  # as Lightning: the request lapses; a callback may make it again
         return self.should_stop
+
+    def _stop_requested(self) -> bool:
+        """A callback asked to stop during the epoch (Timer), and min_epochs / min_steps allow it: the epoch ends here."""
+        return self.should_stop and self.settings.minimums_met(self.current_epoch, self.global_step)
 
     def _time_up(self) -> bool:
         """`max_time` has passed since fit started (checked between steps; every process decides the same)."""
@@ -409,7 +450,7 @@ class Trainer:
             values = self._compute("train")
             self._check_finite(values.get("train/loss"))
             self.log(values)
-        if data.val is not None and self._validation_due():
+        if data.val is not None and self._validation_due(batches_run):
             self._validate(model, loss_fn, data.val)
         self._call("on_train_epoch_end")
         self._flush_logs()
@@ -427,9 +468,11 @@ class Trainer:
         start = self._batches_done
         if resumed is not None and resumed["train_metrics"] is not None:
             metrics.load_state_dict(resumed["train_metrics"], self.device)  # the sums of the batches before
-        accumulate = self.settings.accumulate_grad_batches
+        accumulate = self.accumulate_grad_batches
         step_loss, micro_batches, batch_idx = None, 0, start - 1
-        for batch_idx, batch in enumerate(itertools.islice(batches, self.num_train_batches - start), start):
+        batches = self.profiler.iterate("[_TrainingEpochLoop].train_dataloader_next",
+                                        itertools.islice(batches, self.num_train_batches - start))
+        for batch_idx, batch in enumerate(batches, start):
             self._position = None  # inside a step: no checkpoint resumes here
             stepping = (batch_idx + 1) % accumulate == 0 or batch_idx + 1 == self.num_train_batches
             inputs, targets = self.precision.convert_input(batch)
@@ -457,9 +500,11 @@ class Trainer:
                 self._flush_logs()
                 self.log_step_due = False
                 self._step_scheduler("step")  # after the batch hooks, so they see the rate this step used
+            self._validate_within_epoch(model, loss_fn, batch_idx)
+            if stepping:
                 self._batches_done = batch_idx + 1
                 self._boundary()
-                if self.max_steps_reached or self._time_up():
+                if self.max_steps_reached or self._time_up() or self._stop_requested():
                     break
         return batch_idx + 1
 
@@ -475,10 +520,12 @@ class Trainer:
         signal asked to (on every process at the same step: they agree where they sync anyway)."""
         self._mark_boundary()
         deferred, self._deferred = self._deferred or [], []
-        for action, path, epoch in deferred:
+        for action, path, detail in deferred:
             if action == "save":
-                self._write_checkpoint(path, epoch)
-            elif self.is_global_zero:
+                self._write_checkpoint(path, *detail)
+            elif action == "link" and self.is_global_zero:
+                link_or_copy(detail, path)
+            elif action == "remove" and self.is_global_zero:
                 Path(path).unlink(missing_ok=True)
         requested = preemption.requested()
         if self.strategy.distributed:
@@ -493,6 +540,8 @@ class Trainer:
     def _read_resume(self, ckpt_path: str | Path | dict[str, Any]) -> dict[str, Any]:
         contents = ckpt_path if isinstance(ckpt_path, dict) else load_checkpoint(ckpt_path)
         loop = contents.get("loop")
+        if contents.get("weights_only"):
+            raise MisconfigurationError(WEIGHTS_ONLY_RESUME, ("ckpt_path",))
         if not loop or not loop.get("ranks"):
             raise MisconfigurationError("this checkpoint was saved in the middle of a step (by an exception hook): "
                                         "it cannot resume exactly — resume from another checkpoint of the run",
@@ -520,6 +569,7 @@ class Trainer:
         self.global_step, self.should_stop = loop["global_step"], loop["should_stop"]
         self.callback_metrics = dict(contents.get("metrics", {}))
         self.val_metrics = dict(loop["val_metrics"])
+        self._fit_started -= loop.get("time_elapsed", 0.0)  # max_time counts the training before the checkpoint too
         self._resume = loop
 
     def _restore_position(self, contents: dict[str, Any]) -> None:
@@ -548,7 +598,7 @@ class Trainer:
     def _forward(self, model: torch.nn.Module, loss_fn: torch.nn.Module, inputs: Any, targets: Any,
                  stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         try:
-            with self.precision.forward_context():
+            with self.profiler.profile(_STEP_ACTIONS.get(stage, "validation_step")), self.precision.forward_context():
                 outputs = model(inputs)
                 loss = loss_fn(outputs, targets)
         except EngineError:
@@ -561,11 +611,12 @@ class Trainer:
 
     def _backward(self, loss: torch.Tensor) -> None:
         try:
-            if self.settings.detect_anomaly:
-                with torch.autograd.detect_anomaly():
+            with self.profiler.profile("backward"):
+                if self.settings.detect_anomaly:
+                    with torch.autograd.detect_anomaly():
+                        self.precision.backward(loss)
+                else:
                     self.precision.backward(loss)
-            else:
-                self.precision.backward(loss)
         except RuntimeError as exc:
             if isinstance(exc, torch.OutOfMemoryError) or is_peer_failure(exc):
                 raise
@@ -604,12 +655,21 @@ class Trainer:
             else:
                 torch.nn.utils.clip_grad_value_(parameters, clip)
         self.strategy.before_optimizer_step(optimizer)
-        self.precision.optimizer_step(optimizer)
+        with self.profiler.profile("optimizer_step"):
+            self.precision.optimizer_step(optimizer)
         optimizer.zero_grad(set_to_none=True)
         self.strategy.mark_step()
 
-    def _validation_due(self) -> bool:
-        return self.has_validation and (self.current_epoch + 1) % self.settings.check_val_every_n_epoch == 0
+    def _validation_due(self, batches_run: int) -> bool:
+        return self.has_validation and self._val_schedule.at_epoch_end(self.current_epoch, batches_run)
+
+    def _validate_within_epoch(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batch_idx: int) -> None:
+        """A mid-epoch validation when val_check_interval calls for one after this batch (logged at this step);
+        a callback's stop request then ends the epoch at this batch (`_stop_requested`), as in Lightning."""
+        if not (self.has_validation and self._val_schedule.within_epoch(self.current_epoch, batch_idx)):
+            return
+        self._validate(model, loss_fn, self._val_batches)
+        self._flush_logs()
 
     def _validate(self, model: torch.nn.Module, loss_fn: torch.nn.Module, batches: BatchSource) -> None:
         self._call("on_validation_start")
@@ -628,7 +688,8 @@ class Trainer:
         model.eval()
         with self.strategy.inference_context() if self.settings.inference_mode else torch.no_grad():
             metrics.reset(self.device)  # inside inference_mode: the state is updated by inference tensors
-            for batch_idx, batch in enumerate(itertools.islice(batches, count)):
+            batches = self.profiler.iterate(f"[_EvaluationLoop].{stage}_next", itertools.islice(batches, count))
+            for batch_idx, batch in enumerate(batches):
                 inputs, targets = self.precision.convert_input(batch)
                 outputs, loss = self._forward(model, loss_fn, inputs, targets, stage_name or stage)
                 self._update_metrics(metrics, loss, outputs, targets)
@@ -683,6 +744,10 @@ class Trainer:
     # ----------------------------------------------------------------------------------------
     # Plumbing
 
+    def _profile_dir(self) -> Path | None:
+        """Where the profiler writes: the run folder (none for a fast_dev_run, which writes nothing)."""
+        return None if self.settings.fast_dev_batches else self.root_dir
+
     def _check_scheduler_monitor(self) -> None:
         config = self.lr_scheduler
         if config is not None and isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -715,11 +780,15 @@ class Trainer:
             if method is None:
                 continue
             try:
-                method(self, model, *args)
+                with self.profiler.profile_hook(callback, hook):
+                    method(self, model, *args)
             except MisconfigurationError as exc:
                 if exc.where[:1] in (("trainer",), ("metrics",), ("scheduler",), ("callbacks",)):
                     raise
                 raise exc.located("callbacks", index)
+
+
+_STEP_ACTIONS = {"train": "training_step", "val": "validation_step", "test": "test_step"}  # the profiler's names
 
 
 def _first_line(exc: BaseException) -> str:
