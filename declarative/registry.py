@@ -8,6 +8,7 @@ to its keyword arguments (`{Linear: {out_features: 10}}`).
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 import types
@@ -178,6 +179,7 @@ class Registry:
         self.references = references  # whether arguments may be `${name}` references (layers)
         self._entries: dict[str, Entry] = {}
         self._pending: list[Callable[[], list[Entry]]] = []  # entries whose import is slow, added on first need
+        self._modules: dict[str, str] = {}  # name → the module that adds its entry when imported
         self.excluded: dict[str, str] = {}  # names left out on purpose → why, for the error that names one
 
     def exclude(self, name: str, reason: str) -> None:
@@ -188,6 +190,17 @@ class Registry:
         """Entries to add when a name is not found or the whole registry is listed: a module whose import
         is slow (torchvision.models) costs nothing to specs that do not use it."""
         self._pending.append(load)
+
+    def add_from_module(self, module: str, names: Iterable[str]) -> None:
+        """Entries that importing `module` adds (the module calls `add`): looking up one of `names` imports
+        that module alone, and listing the registry imports them all. A spec then pays only for the modules
+        of what it names (torchvision's import takes a second or more)."""
+        for name in names:
+            self._modules[name] = module
+
+    def _import_module_of(self, name: object) -> None:
+        if name not in self._entries and name in self._modules:
+            importlib.import_module(self._modules[name])
 
     def _load_pending(self) -> bool:
         loaded = bool(self._pending)
@@ -223,14 +236,18 @@ class Registry:
                               frozenset(inferred) & set(params), dict(left_out or {})))
 
     def __contains__(self, name: object) -> bool:
+        self._import_module_of(name)
         return name in self._entries or (self._load_pending() and name in self._entries)
 
     def __getitem__(self, name: str) -> Entry:
+        self._import_module_of(name)
         if name not in self._entries:
             self._load_pending()
         return self._entries[name]
 
     def names(self) -> list[str]:
+        for module in sorted(set(self._modules.values())):
+            importlib.import_module(module)
         self._load_pending()
         return sorted(self._entries, key=str.lower)
 
@@ -241,7 +258,7 @@ class Registry:
         """The message for a name this registry does not have."""
         if name in self.excluded:
             return f"{self.kind} '{name}' is left out on purpose: {self.excluded[name]}"
-        hint = did_you_mean(name, self._entries)
+        hint = did_you_mean(name, self.names())  # every name, those of modules not imported yet too
         where = f" ('{self.list_command}' lists them)" if self.list_command else f" (known: {', '.join(self.names())})"
         return f"unknown {self.kind} '{name}'" + (f" — {hint}" if hint else "") + where
 

@@ -64,7 +64,7 @@ def raw_sample(spec, *, read: bool = True) -> RawSample | None:
     Raises DataUnreadable, located at the source, when the values cannot be known (e.g. an absent
     folder), and the located SpecError of a split or source the spec names wrongly.
     """
-    from declarative.data import _num_classes
+    from declarative.data.classes import num_classes as _num_classes
     from declarative.data.sources import Source, SourceError
     from declarative.data.splits import _Loader, _plan
 
@@ -136,11 +136,11 @@ def _probe(spec, components: list, raw: RawSample) -> torch.Tensor:
 def transformed_sample(spec, raw: RawSample) -> torch.Tensor:
     """A training probe batch after `data.train_transforms` and `data.transforms`; the eval pipeline
     (`data.eval_transforms` and `data.transforms`) must give samples of the same shape, as a run checks."""
-    from declarative.data import check_eval_shape
-
     data = spec.data
     train = _probe(spec, data.train_transforms + data.transforms, raw)
     if data.eval_transforms and (data.val is not None or data.test is not None):
+        from declarative.data.build import check_eval_shape
+
         role, path = ("val", data.val.path) if data.val is not None else ("test", data.test.path)
         shape = tuple(_probe(spec, data.eval_transforms + data.transforms, raw).shape[1:])
         check_eval_shape(spec, role, path, shape, tuple(train.shape[1:]), lambda: shape)

@@ -11,6 +11,7 @@ located spec error at that argument's line.
 
 from __future__ import annotations
 
+import importlib
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
-from torchvision import datasets
 
 from declarative.errors import SpecError
 from declarative.registry import Registry
@@ -298,7 +298,13 @@ class _IdxDataset(Source):
     """
 
     split_names = ("train", "test")
-    torchvision_class: ClassVar[type[datasets.MNIST]]
+    torchvision_name: ClassVar[str]  # the torchvision.datasets class, imported when the files are read
+
+    @property
+    def torchvision_class(self) -> type:
+        from torchvision import datasets
+
+        return getattr(datasets, self.torchvision_name)
 
     def __init__(self, root: str, download: bool = False):
         self.root = root
@@ -306,7 +312,7 @@ class _IdxDataset(Source):
 
     @property
     def raw_folder(self) -> Path:
-        return Path(self.root) / self.torchvision_class.__name__ / "raw"
+        return Path(self.root) / self.torchvision_name / "raw"
 
     def raw_files(self) -> list[str]:
         """The file names torchvision reads from `raw_folder`, for both splits."""
@@ -316,7 +322,7 @@ class _IdxDataset(Source):
         return {}
 
     def load(self, split: str) -> TensorSplit:
-        name = self.torchvision_class.__name__
+        name = self.torchvision_name
         missing = [f for f in self.raw_files() if not (self.raw_folder / f).is_file()]
         if missing and not self.download:
             raise SourceError(f"{name} files not found in {self.raw_folder} (missing: {', '.join(missing)}); "
@@ -353,7 +359,7 @@ class _IdxDataset(Source):
 
         file = self.raw_folder / self.label_file(split)
         if not file.is_file():
-            raise SourceError(f"{self.torchvision_class.__name__} files not found in {self.raw_folder} "
+            raise SourceError(f"{self.torchvision_name} files not found in {self.raw_folder} "
                               f"(missing: {file.name})", "root")
         try:
             return self.class_targets(read_label_file(str(file)))
@@ -364,25 +370,25 @@ class _IdxDataset(Source):
 class MNIST(_IdxDataset):
     """The MNIST handwritten digits (torchvision.datasets.MNIST): splits train and test."""
 
-    torchvision_class = datasets.MNIST
+    torchvision_name = "MNIST"
 
 
 class FashionMNIST(_IdxDataset):
     """Fashion-MNIST clothing images (torchvision.datasets.FashionMNIST): splits train and test."""
 
-    torchvision_class = datasets.FashionMNIST
+    torchvision_name = "FashionMNIST"
 
 
 class KMNIST(_IdxDataset):
     """Kuzushiji-MNIST cursive Japanese characters (torchvision.datasets.KMNIST): splits train and test."""
 
-    torchvision_class = datasets.KMNIST
+    torchvision_name = "KMNIST"
 
 
 class QMNIST(_IdxDataset):
     """QMNIST, MNIST with its 60k lost test digits restored (torchvision.datasets.QMNIST): splits train and test."""
 
-    torchvision_class = datasets.QMNIST
+    torchvision_name = "QMNIST"
 
     def raw_files(self) -> list[str]:
         urls = [url for part in ("train", "test") for url, _ in self.torchvision_class.resources[part]]
@@ -409,7 +415,7 @@ class EMNIST(_IdxDataset):
         download: Download the files when they are missing.
     """
 
-    torchvision_class = datasets.EMNIST
+    torchvision_name = "EMNIST"
 
     def __init__(self, root: str, split: EMNISTSplit, download: bool = False):
         super().__init__(root, download)
@@ -429,3 +435,26 @@ class EMNIST(_IdxDataset):
 
 for _source in (ArrayFile, MNIST, FashionMNIST, KMNIST, QMNIST, EMNIST):
     SOURCES.add_class(_source)
+
+# The other sources' modules, imported when a spec names one of their sources (or `dtrain schema` and
+# `dtrain layers` list them all): a spec that reads an array file or synthetic data does not import
+# torchvision. tests/test_sources.py checks that each module adds exactly these names.
+SOURCE_MODULES = {
+    "declarative.data.synthetic": ("Synthetic",),
+    "declarative.data.tabular": ("CSV",),
+    "declarative.data.windows": ("Windows",),
+    "declarative.data.text_folder": ("TextFolder",),
+    "declarative.data.images": ("ImageFolder",),
+    "declarative.data.vision": ("CIFAR10", "CIFAR100", "SVHN", "STL10"),
+}
+for _module, _names in SOURCE_MODULES.items():
+    SOURCES.add_from_module(_module, _names)
+
+
+def _torchvision_datasets() -> list:
+    """torchvision's other data sets, whose names only torchvision knows: looked for when a name is none of the above."""
+    importlib.import_module("declarative.data.torchvision_sources")  # adds them to SOURCES itself
+    return []
+
+
+SOURCES.add_later(_torchvision_datasets)

@@ -28,8 +28,8 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from declarative.data.finite import non_finite_message
+from declarative.data.read_resize import leading_resize
 from declarative.data.fitted import FittedSource, Rows
-from declarative.data.images import leading_resize
 from declarative.data.sources import SOURCES, Source, SourceError, TensorSplit
 from declarative.errors import did_you_mean
 from declarative.registry import Registry

@@ -30,7 +30,6 @@ import torch
 
 from declarative.data.columns import COLUMN_SCHEMA, Column, category_order, is_missing, is_number
 from declarative.data.fitted import FittedSource, Rows
-from declarative.data.images import decode_image
 from declarative.data.sources import SOURCES, SourceError, TensorSplit
 from declarative.errors import did_you_mean
 from declarative.registry import Entry, Param, first_line, signature_params
@@ -276,6 +275,8 @@ class CSV(FittedSource):
         return TensorSplit(inputs, rows.targets[keep])
 
     def _read_image(self, path: Path) -> torch.Tensor:
+        from declarative.data.images import decode_image  # torchvision's: imported for image columns alone
+
         try:
             image = decode_image(path)
         except OSError as exc:  # absent, or not an image PIL can read

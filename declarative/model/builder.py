@@ -1,7 +1,11 @@
 """Spec layers → an nn.Module, with the shapes that connect them inferred.
 
-Planning runs every layer on the meta device: no memory, no compute, so a 100M-parameter model
-is checked in milliseconds. The plan is a tree of nodes, one per layer item (constructs and blocks
+Planning runs every layer on a batch of two samples: a small layer (digits' Conv2d, an MLP's Linear)
+on the CPU with real zeros, a large one (a ResNet, a 100M-parameter transformer) on the meta device,
+with no memory and no compute. Either gives the same shapes; the CPU is chosen where it is cheap
+because torch's meta kernels import sympy and torch._dynamo on first use, which costs a cold
+`dtrain validate` more than a second (docs/tooling.md). A layer that fails on the CPU is traced
+again on the meta device, so its error reads the same either way. The plan is a tree of nodes, one per layer item (constructs and blocks
 hold the nodes of their layer lists), each with its resolved arguments, output shape and parameter
 count; `dtrain summary` prints it, validation reports what does not fit, and `build_model` makes the
 real modules from the same arguments, in the same order.
@@ -19,10 +23,18 @@ from declarative.errors import Problem, SpecError, did_you_mean
 from declarative.model.functional import MULTI_INPUT
 from declarative.model.graph import Parallel, Residual, LayerList, SpecModel, Wiring
 from declarative.model.layers import INFERRED_FROM, LAYERS
+from declarative.model.meta import on_meta
 from declarative.model.syntax import CONSTRUCTS, DATA_VALUES, reference_name, split_item
 from declarative.spec.config import Component, Spec
 
 TRACE_BATCH = 2  # a batch of one would trip layers that need more than one value per channel
+# What a plan may spend on CPU traces, in multiply-adds, about 0.1 s on two cores. A layer's are taken to be
+# (parameters + 1) x input values / its input's narrowest dim: exact for a Linear (B, F) and a stride-1
+# convolution whose channels are fewer than its width, above the truth otherwise. Layers past it are
+# traced on the meta device.
+CPU_TRACE_BUDGET = 1e9
+# The most parameters a layer built on the CPU may have: its initial weights are drawn and held (8 MB at most).
+CPU_TRACE_MAX_PARAMETERS = 2_000_000
 
 
 @dataclass
@@ -101,6 +113,20 @@ def _params(module: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
 
+def _on_cpu(t: torch.Tensor) -> torch.Tensor:
+    """A trace tensor on the CPU: zeros of its shape and dtype where it is a meta tensor."""
+    return torch.zeros(t.shape, dtype=t.dtype) if t.device.type == "meta" else t
+
+
+def _on_meta(t: torch.Tensor) -> torch.Tensor:
+    return t if t.device.type == "meta" else torch.empty(t.shape, dtype=t.dtype, device="meta")
+
+
+def _add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """A residual's sum, on the meta device where either side was traced there."""
+    return a + b if a.device == b.device else _on_meta(a) + _on_meta(b)
+
+
 # The most layers (blocks and constructs counted too) a model may expand to: far beyond real models
 # (a ResNet-152 has about 500), and small enough to plan in seconds.
 MAX_LAYERS = 10_000
@@ -115,6 +141,7 @@ class _Planner:
         self.blocks = spec.model.blocks or {}
         self.block_stack: list[str] = []
         self.planned = 0  # layers, blocks and constructs planned so far, each copy of a repeat counted
+        self.cpu_budget = CPU_TRACE_BUDGET  # what CPU traces may still spend (see CPU_TRACE_BUDGET)
 
     # -- references ------------------------------------------------------------------------------
     def resolve(self, value: Any, scope: dict[str, Any], path: tuple) -> Any:
@@ -262,7 +289,7 @@ class _Planner:
         if missing:
             raise spec.error(component.path, f"{label} needs {', '.join(missing)}")
         try:
-            with torch.device("meta"):
+            with on_meta():
                 module = entry.build(kwargs, **inferred)
         except FileNotFoundError as exc:  # named torchvision weights that are not in the hub cache
             raise spec.error(component.path + (component.name, "weights"),
@@ -271,18 +298,35 @@ class _Planner:
                              "TORCH_HOME) or set weights: null") from None
         except Exception as exc:  # torch's own argument checks (ValueError, TypeError, ...)
             raise spec.error(component.path, f"{label} cannot be built: {_first_line(exc)}") from None
-        module.eval()  # trace without training-mode batch statistics checks
-        try:
-            y = module(*args)
-        except Exception as exc:
-            what = "input" if len(args) == 1 else "inputs"
-            raise spec.error(component.path, f"{label} cannot take its {what} of shape{'s' if len(args) > 1 else ''} "
-                                             f"{_shapes(args, names if len(args) > 1 else None)}: {_first_line(exc)}"
-                             ) from None
         parameters, trainable = _params(module)
         frozen = dict(kwargs)
+        y = None if kwargs.get("weights") else self._cpu_trace(lambda: entry.build(frozen, **inferred), args, parameters)
+        if y is None:
+            module.eval()  # trace without training-mode batch statistics checks
+            try:
+                y = module(*[_on_meta(a) for a in args])
+            except Exception as exc:
+                what = "input" if len(args) == 1 else "inputs"
+                raise spec.error(component.path, f"{label} cannot take its {what} of shape"
+                                                 f"{'s' if len(args) > 1 else ''} "
+                                                 f"{_shapes(args, names if len(args) > 1 else None)}: "
+                                                 f"{_first_line(exc)}") from None
         return PlannedNode(component, {**kwargs, **inferred}, inferred, (), parameters, trainable, dotted,
                            make=lambda: entry.build(frozen, **inferred)), y
+
+    def _cpu_trace(self, build: Callable[[], nn.Module], args: list[torch.Tensor], parameters: int) -> Any:
+        """The layer's output on zeros on the CPU, where that is within the budget; None where it is not, or
+        where the layer fails there (the meta trace then says why, in its usual words)."""
+        cost = (parameters + 1) * sum(a.numel() / min(a.shape[1:], default=1) for a in args)
+        if cost > self.cpu_budget or parameters > CPU_TRACE_MAX_PARAMETERS:
+            return None
+        self.cpu_budget -= cost
+        try:
+            with torch.random.fork_rng(devices=[]), torch.no_grad():  # the weights' init draws leave a seeded run's draws alone
+                module = build().eval()
+                return module(*[_on_cpu(a) for a in args])
+        except Exception:
+            return None
 
     def _check_referenced(self, entry, component: Component, kwargs: dict, label: str) -> None:
         """A value that came from a `${...}` reference meets the schema its argument has."""
@@ -316,7 +360,7 @@ class _Planner:
                                                   f"same shape{hint}")
         children = body + shortcut
         return self._parent(component, children, dotted,
-                            lambda: Residual(make_body(), make_shortcut() if make_shortcut else None)), y + s
+                            lambda: Residual(make_body(), make_shortcut() if make_shortcut else None)), _add(y, s)
 
     def parallel(self, component: Component, x: torch.Tensor, scope: dict, dotted: str, label: str):
         path = component.path + ("parallel",)
@@ -447,7 +491,12 @@ def plan_model(spec: Spec) -> ModelPlan:
         raise spec.error(("model", "layers"), f"the model has more than {MAX_LAYERS:,} layers once repeats and "
                                               f"blocks are expanded; a model may have at most {MAX_LAYERS:,}")
     planner = _Planner(spec, values)
-    nodes, make, _ = planner.sequence(spec.model.layers, x, dict(values), "")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CPU traces are small: a second thread only waits for them (far longer on a busy machine)
+    try:
+        nodes, make, _ = planner.sequence(spec.model.layers, x, dict(values), "")
+    finally:
+        torch.set_num_threads(threads)
     return ModelPlan(input_shape, nodes, make)
 
 

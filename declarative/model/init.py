@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from declarative.errors import did_you_mean
+from declarative.model.meta import spec_initializer
 from declarative.registry import Entry, Registry, first_line, signature_params
 
 __all__ = ["INITIALIZERS", "apply_type_init", "apply_item_init"]
@@ -55,7 +56,7 @@ def _build(item: Any, path: tuple, spec: Any):
 
 def _run(init, tensor: torch.Tensor, path: tuple, spec: Any, what: str) -> None:
     try:
-        with torch.no_grad():
+        with torch.no_grad(), spec_initializer():
             init(tensor)
     except (ValueError, RuntimeError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

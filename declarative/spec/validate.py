@@ -203,12 +203,11 @@ def check_spec(spec, *, read_data: bool = False) -> tuple[list[Problem], object]
 def _check_parameters(spec, plan) -> None:
     """What needs the model's parameters by name: initializers, freezing and the optimizer's param groups.
     Built on the meta device: no memory, no weights read."""
-    import torch
-
     from declarative.model.builder import build_model
+    from declarative.model.meta import on_meta
     from declarative.assembly.param_groups import param_groups
 
-    with torch.device("meta"):
+    with on_meta():
         model = build_model(spec, plan)
     param_groups(model, spec.optimizer, spec)
 
