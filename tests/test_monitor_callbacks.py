@@ -73,13 +73,13 @@ def test_accumulation_schedule_beside_accumulate_grad_batches_is_a_located_error
 
 def test_timer_stops_training_at_the_step_or_the_epoch_its_time_is_up(tmp_path):
     console = quiet()
-    by_step = run(tmp_path, "trainer.max_epochs=5", "callbacks=[{Timer: {duration: {milliseconds: 1}}}]",
+    by_step = run(tmp_path, "trainer.max_epochs=5", "callbacks=[{Timer: {duration: {microseconds: 1}}}]",
                   console=console)
     assert (by_step.global_step, by_step.epochs) == (1, 1)  # 3 steps an epoch: it stopped after the first
     assert "Time limit reached" in console.file.getvalue() and "Timer: training took" in console.file.getvalue()
     elapsed = results(by_step)["time_elapsed"]
     assert set(elapsed) == {"train", "sanity_check", "validate", "test"} and all(v > 0 for v in elapsed.values())
-    by_epoch = run(tmp_path, "trainer.max_epochs=5", "callbacks=[{Timer: {duration: {milliseconds: 1}, "
+    by_epoch = run(tmp_path, "trainer.max_epochs=5", "callbacks=[{Timer: {duration: {microseconds: 1}, "
                                                      "interval: epoch}}]")
     assert (by_epoch.global_step, by_epoch.epochs) == (3, 1)
 
