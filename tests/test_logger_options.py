@@ -13,9 +13,11 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import declarative.run as run_module
+from declarative.callbacks import Callback
 from declarative.errors import SpecError
 from declarative.loggers import CSVLogger
-from trainer_specs import BASE, make_spec, run
+from trainer_specs import BASE, make_spec, quiet, run
 
 HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
 HAS_WANDB = importlib.util.find_spec("wandb") is not None
@@ -221,3 +223,33 @@ def test_a_tracking_service_that_refuses_is_a_located_error_and_leaves_no_run_fo
         run(tmp_path, text=text)
     assert str(error.value).startswith(f"{tmp_path / 'spec.yaml'}:{text.count(chr(10))}:")
     assert not list((tmp_path / "runs").glob("*/version_*"))
+
+
+@pytest.mark.skipif(not HAS_MLFLOW, reason="mlflow is not installed (pip install 'dtrain[mlflow]')")
+def test_mlflow_log_model_all_uploads_each_checkpoint_as_it_is_written(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uploads = []
+
+    class Failing(Callback):  # the run fails after its second epoch: log_model: true would upload nothing
+        def on_train_epoch_end(self, trainer, model):
+            uploads.append(len(list_checkpoints()))
+            if trainer.current_epoch == 1:
+                raise RuntimeError("stopped by the test")
+
+    def list_checkpoints():
+        client = MlflowClient(f"file:{tmp_path / 'mlruns'}")
+        runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+        return [a.path for a in client.list_artifacts(runs[0].info.run_id, "exp/model/checkpoints")] if runs else []
+
+    logger = (f"logger=[{{MLFlowLogger: {{tracking_uri: 'file:{tmp_path / 'mlruns'}', experiment_name: tiny, "
+              "log_model: all, checkpoint_path_prefix: exp}}]")
+    spec = make_spec(tmp_path, logger, "callbacks=[{ModelCheckpoint: {save_top_k: -1}}]", "trainer.max_epochs=3")
+    build = run_module.build_callbacks
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_module, "build_callbacks", lambda spec: build(spec) + [Failing()])
+        with pytest.raises(Exception, match="stopped by the test"):
+            run_module.fit_spec(spec, console=quiet())
+    # the epoch's checkpoint is written at the boundary after the epoch's end: one more by each next epoch end
+    assert uploads == [0, 1]
+    assert list_checkpoints() == ["exp/model/checkpoints/epoch=0-step=3"]

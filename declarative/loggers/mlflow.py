@@ -6,7 +6,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from declarative.loggers.base import Logger, add_prefix, flatten_params, scalar_items
 from declarative.loggers.extras import require
@@ -30,17 +30,20 @@ class MLFlowLogger(Logger):
         tracking_uri: The tracking server or store, e.g. ``http://localhost:5000`` or ``file:./mlruns``.
         tags: Tags of the run.
         save_dir: The local folder of the file store when there is no tracking URI.
-        log_model: At the end of a successful run, upload its checkpoints as artifacts (``model/checkpoints/``).
+        log_model: true: at the end of a successful run, upload its checkpoints as artifacts
+            (``model/checkpoints/<name>/``); ``all``: upload each checkpoint as soon as it is written.
         prefix: Put ``<prefix>-`` before every metric name.
         artifact_location: Where a new experiment keeps its artifacts.
         run_id: Log into this existing run instead of a new one.
         synchronous: Wait for each logging call (true) or log in the background (false); MLflow's default when unset.
+        checkpoint_path_prefix: A folder the checkpoint artifacts go under (``<prefix>/model/checkpoints/``).
     """
 
     def __init__(self, experiment_name: str = "lightning_logs", run_name: str | None = None,
                  tracking_uri: str | None = None, tags: dict[str, str | int | float | bool] | None = None, save_dir: str = "./mlruns",
-                 log_model: bool = False, prefix: str = "", artifact_location: str | None = None,
-                 run_id: str | None = None, synchronous: bool | None = None, _run_dir: str | None = None):
+                 log_model: Literal[True, False, "all"] = False, prefix: str = "", artifact_location: str | None = None,
+                 run_id: str | None = None, synchronous: bool | None = None, checkpoint_path_prefix: str = "",
+                 _run_dir: str | None = None):
         require("mlflow", "mlflow")
         self.experiment_name = experiment_name
         self.run_name = run_name
@@ -52,6 +55,7 @@ class MLFlowLogger(Logger):
         self.artifact_location = artifact_location
         self.run_id = run_id
         self.synchronous = synchronous
+        self.checkpoint_path_prefix = checkpoint_path_prefix.strip("/")
         self._run_dir = _run_dir
         self._client = None
 
@@ -104,7 +108,17 @@ class MLFlowLogger(Logger):
         """Upload the checkpoints (with `log_model`) and mark the run FINISHED, FAILED or KILLED."""
         if self._client is None:
             return
-        if self.log_model and status == "success" and self._run_dir is not None:
+        if self.log_model is True and status == "success" and self._run_dir is not None:
             for checkpoint in sorted((Path(self._run_dir) / "checkpoints").glob("*.ckpt")):
-                self._client.log_artifact(self.run_id, str(checkpoint), f"model/checkpoints/{checkpoint.stem}")
+                self._upload(checkpoint)
         self._client.set_terminated(self.run_id, _STATUS.get(status, "FINISHED"))
+
+    def after_save_checkpoint(self, path: str) -> None:
+        """With `log_model: all`, each checkpoint goes up as soon as the trainer has written it."""
+        if self.log_model == "all":
+            self._upload(Path(path))
+
+    def _upload(self, checkpoint: Path) -> None:
+        folder = f"model/checkpoints/{checkpoint.stem}"
+        prefixed = f"{self.checkpoint_path_prefix}/{folder}" if self.checkpoint_path_prefix else folder
+        self.experiment.log_artifact(self.run_id, str(checkpoint), prefixed)

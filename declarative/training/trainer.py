@@ -251,8 +251,7 @@ class Trainer:
                         "global_step": self.global_step, "weights_only": True}
             self._call("on_save_checkpoint", contents)  # e.g. weight averaging puts its average in state_dict
             contents.pop("callbacks", None)  # a callback's state serves a resume only
-            if strategy.is_global_zero:
-                save_checkpoint(contents, path)
+            self._save(contents, path)
             return
         position = self._position
         # Each process's generators, data position and partial metric sums (a collective: every process is here).
@@ -274,8 +273,16 @@ class Trainer:
                      "logged_rows": list(self._rows_at_step), "ranks": ranks} if position is not None else None,
         }
         self._call("on_save_checkpoint", contents)  # Lightning's hook: a callback may change what is saved
-        if strategy.is_global_zero:
-            save_checkpoint(contents, path)
+        self._save(contents, path)
+
+    def _save(self, contents: dict[str, Any], path: str) -> None:
+        """Process 0 writes the file, then tells the loggers (Lightning's hook: MLflow's log_model: all uploads it)."""
+        if not self.strategy.is_global_zero:
+            return
+        save_checkpoint(contents, path)
+        for logger in self.loggers:
+            if hasattr(logger, "after_save_checkpoint"):
+                logger.after_save_checkpoint(path)
 
     def _rank_state(self) -> dict[str, Any]:
         batches = self.train_dataloader
