@@ -107,3 +107,67 @@ def test_a_lightning_cli_misspelt_optimizer_argument_and_a_ckpt_path_are_located
     message = str(caught.value)
     assert f"spec.yaml:{lines.index('ckpt_path: last.ckpt') + 1}:12: a spec does not resume" in message
     assert f"spec.yaml:{lines.index('  init_args: {lr: 0.5, momentun: 0.9}') + 1}:" in message and "'momentun'" in message
+
+
+# A LightningCLI `--print_config` trainer section: every Trainer argument of Lightning 2.6 with its default
+# (unset ones null), as Lightning's docs list them, a few set as a user would.
+PRINT_CONFIG = """\
+trainer:
+  accelerator: cpu
+  strategy: auto
+  devices: 1
+  num_nodes: 1
+  precision: null
+  logger: null
+  callbacks: null
+  fast_dev_run: false
+  max_epochs: 2
+  min_epochs: null
+  max_steps: -1
+  min_steps: null
+  max_time: null
+  limit_train_batches: null
+  limit_val_batches: null
+  limit_test_batches: null
+  limit_predict_batches: null
+  overfit_batches: 0.0
+  val_check_interval: null
+  check_val_every_n_epoch: 1
+  num_sanity_val_steps: null
+  log_every_n_steps: null
+  enable_checkpointing: null
+  enable_progress_bar: false
+  enable_model_summary: null
+  accumulate_grad_batches: 1
+  gradient_clip_val: null
+  gradient_clip_algorithm: null
+  deterministic: null
+  benchmark: null
+  inference_mode: true
+  use_distributed_sampler: true
+  profiler: null
+  detect_anomaly: false
+  barebones: false
+  plugins: null
+  sync_batchnorm: false
+  reload_dataloaders_every_n_epochs: 0
+  default_root_dir: null
+  model_registry: null
+"""
+
+
+def test_a_print_config_trainer_section_with_every_argument_validates_and_trains(tmp_path):
+    text = BASE[:BASE.index("trainer:")] + PRINT_CONFIG
+    spec = make_spec(tmp_path, text=text)
+    assert (spec.trainer.max_epochs, spec.trainer.precision, spec.trainer.log_every_n_steps) == (2, "32-true", 50)
+    assert spec.logger == ["TensorBoardLogger", "CSVLogger"] and spec.callbacks == []
+    assert fit_spec(spec, console=quiet()).epochs == 2
+
+
+def test_a_left_out_trainer_argument_away_from_its_default_says_why(tmp_path):
+    text = BASE[:BASE.index("trainer:")] + PRINT_CONFIG.replace("  barebones: false", "  barebones: true")
+    with pytest.raises(SpecError) as caught:
+        make_spec(tmp_path, text=text)
+    line = text.splitlines().index("  barebones: true") + 1
+    assert str(caught.value).endswith(f"spec.yaml:{line}:14: barebones: True is not supported — dtrain's loop has no "
+                                      "per-step overhead to switch off (leave it out, or False as Lightning's default)")

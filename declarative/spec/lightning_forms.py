@@ -3,7 +3,7 @@
 A Lightning user hands callbacks and loggers to the Trainer, so a LightningCLI config has them
 under `trainer:`, each as `{class_path: ..., init_args: {...}}`, and may give one logger or one
 callback without a list; its optimizer and `lr_scheduler` are class_path items too, and its seed
-is `seed_everything`:
+is `seed_everything`; `--print_config` writes every Trainer argument out, unset ones as null:
 
     trainer:
       logger: {class_path: lightning.pytorch.loggers.CSVLogger, init_args: {name: mnist}}
@@ -73,6 +73,40 @@ def read_lightning_forms(doc: Document) -> list[Problem]:
             for index, item in enumerate(data[section]):
                 if isinstance(item, dict) and "class_path" in item:
                     data[section][index] = _from_class_path(doc, (section, index), item)
+        if section in data and data[section] is None:  # Lightning's None: the default (dtrain's too)
+            del data[section]
+    if isinstance(trainer, dict):
+        problems += _trainer_defaults(doc, trainer)
+    return problems
+
+
+# Trainer arguments dtrain leaves out, the value that means "as Lightning's default" (which a LightningCLI
+# `--print_config` writes out), and why any other value cannot be honoured.
+LEFT_OUT = {
+    "use_distributed_sampler": (True, "dtrain always shards its batches as DistributedSampler does; there is no "
+                                      "sampler of the user's to keep"),
+    "barebones": (False, "dtrain's loop has no per-step overhead to switch off"),
+    "plugins": (None, "plugins are Python objects: name the accelerator, strategy and precision instead"),
+    "reload_dataloaders_every_n_epochs": (0, "a spec's data is fixed for the run: nothing to reload"),
+    "model_registry": (None, "dtrain uploads nothing to a model hub"),
+}
+# Trainer arguments whose null means something else than their default.
+NULL_MEANS_SOMETHING = ("check_val_every_n_epoch",)
+
+
+def _trainer_defaults(doc: Document, trainer: dict[str, Any]) -> list[Problem]:
+    """Lightning's `null` (its default) dropped, and the arguments dtrain leaves out taken at their default
+    values; another value of those is a problem that says why."""
+    problems = []
+    for key, value in list(trainer.items()):
+        if key in LEFT_OUT:
+            default, why = LEFT_OUT[key]
+            if value != default or type(value) is not type(default):
+                problems.append(doc.problem(("trainer", key), f"{key}: {value!r} is not supported — {why} (leave it "
+                                                              f"out, or {default!r} as Lightning's default)"))
+            del trainer[key]  # reported once, here, not again as an unknown key
+        elif value is None and key not in NULL_MEANS_SOMETHING:
+            del trainer[key]
     return problems
 
 
