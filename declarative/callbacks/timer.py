@@ -132,7 +132,7 @@ class Timer(Callback):
 
     def results(self) -> dict:
         """What results.json keeps: the seconds each stage took."""
-        return {"time_elapsed": {stage: round(self.time_elapsed(stage), 3) for stage in STAGES
+        return {"time_elapsed": {stage: round(self.time_elapsed(stage), 6) for stage in STAGES
                                  if self._start_time[stage] is not None or stage == "train"}}
 
 

@@ -86,11 +86,14 @@ def launch(nprocs: int, args: list[str]) -> LaunchOutcome:
 
 
 def _failure_message(exc, errors_dir: Path) -> str:
-    """The first error a copy reported; else what ended the first copy that failed."""
+    """The first error a copy reported; else the copy a signal killed; else what ended the first copy that failed."""
     reports = sorted(errors_dir.glob("rank*.txt"), key=lambda p: p.stat().st_mtime)
     if reports:
         return reports[0].read_text(encoding="utf-8").rstrip("\n")
-    rank, failure = exc.get_first_failure()
+    # A copy killed by a signal is the cause; copies that exited with an error had seen a peer vanish (they
+    # may end first: the launcher notices both in the same look).
+    killed = [(rank, failure) for rank, failure in sorted(exc.failures.items()) if failure.exitcode < 0]
+    rank, failure = killed[0] if killed else exc.get_first_failure()
     if failure.exitcode < 0:
         name = signal.Signals(-failure.exitcode).name
         return (f"process {rank} of the run (pid {failure.pid}) was killed by {name}; every other process was "
