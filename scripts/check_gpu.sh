@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On a CUDA machine: train with 16-mixed and bf16-mixed on one GPU, DDP over every GPU, and FSDP, and
-# print what each run measured (wall time, test accuracy, peak GPU memory of process 0).
+# print what each run measured (wall time, test accuracy, peak GPU memory of process 0); then the
+# callbacks and profiler that read the GPU, the finders on a real device, and the CUDA-only tests.
 #
 #   scripts/check_gpu.sh                        # specs/digits.yaml; the data is bundled
 #   SPEC=specs/resnet18_cifar10.yaml scripts/check_gpu.sh
@@ -34,6 +35,17 @@ results = json.loads(next(root.glob("*/version_*/results.json")).read_text())
 test = {k: round(v, 4) for k, v in results["test"].items() if not isinstance(v, list)}
 print(f"{name}: {end - start:.1f} s wall, {results['epochs']} epochs, {results['global_step']} steps, "
       f"world size {results['world_size']}, {test}")
+tuned = results.get("tuned")
+if tuned:
+    print(f"  tuned: {({k: v.get('applied', v.get('chosen')) for k, v in tuned.items()})}")
+import csv
+rows = list(csv.DictReader(open(next(root.glob("*/version_*/metrics.csv")))))
+gpu = {k: v for row in rows for k, v in row.items() if v and ("DeviceStatsMonitor" in k or "per_sec" in k or "mfu" in k)}
+if gpu:
+    print("  last logged: " + ", ".join(f"{k.split('/')[-1]}={float(v):.4g}" for k, v in sorted(gpu.items())))
+traces = list(root.glob("*/version_*/plugins/profile/*.pt.trace.json"))
+if traces:
+    print(f"  profiler trace: {traces[0].name} ({traces[0].stat().st_size} bytes)")
 PY
 }
 
@@ -50,3 +62,8 @@ else
   check ddp-x1 trainer.devices=1 trainer.strategy=ddp
   check fsdp-x1-bf16 trainer.devices=1 trainer.strategy=fsdp trainer.precision=bf16-mixed
 fi
+
+check monitors trainer.devices=1 trainer.precision=bf16-mixed trainer.profiler=pytorch \
+  "callbacks=[DeviceStatsMonitor, ThroughputMonitor]" trainer.log_every_n_steps=5
+check finders trainer.devices=1 "callbacks=[LearningRateFinder, {BatchSizeFinder: {max_trials: 12}}]"
+"$python" -m pytest -q -rs tests/test_data.py tests/test_loading.py tests/test_monitor_callbacks.py -k "cuda or device_stats"
