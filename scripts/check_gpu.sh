@@ -55,6 +55,7 @@ check bf16-mixed trainer.devices=1 trainer.precision=bf16-mixed
 if [ "$gpus" -ge 2 ]; then
   check "ddp-x$gpus" trainer.devices=-1 trainer.strategy=ddp
   check "ddp-x$gpus-bf16" trainer.devices=-1 trainer.strategy=ddp trainer.precision=bf16-mixed
+  check "ddp-x$gpus-syncbn" trainer.devices=-1 trainer.strategy=ddp trainer.sync_batchnorm=true
   check "fsdp-x$gpus" trainer.devices=-1 trainer.strategy=fsdp
   check "fsdp-x$gpus-bf16" trainer.devices=-1 trainer.strategy=fsdp trainer.precision=bf16-mixed
 else

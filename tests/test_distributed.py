@@ -164,6 +164,17 @@ def test_a_located_error_on_every_process_is_shown_once(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_sync_batchnorm_on_cpu_processes_is_a_located_error_before_training(tmp_path):
+    setup(tmp_path, BASE.replace("    - ReLU\n", "    - BatchNorm1d\n    - ReLU\n"))
+    result = dtrain(tmp_path, "run", "spec.yaml", "trainer.accelerator=cpu", "trainer.devices=2",
+                    "trainer.sync_batchnorm=true")
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "override 'trainer.sync_batchnorm=true': sync_batchnorm needs GPUs" in lines[0], \
+        result.stderr
+    assert not list((tmp_path / "runs").glob("*/version_*/checkpoints/*.ckpt"))  # nothing trained
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

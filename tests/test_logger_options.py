@@ -253,3 +253,14 @@ def test_mlflow_log_model_all_uploads_each_checkpoint_as_it_is_written(tmp_path)
     # the epoch's checkpoint is written at the boundary after the epoch's end: one more by each next epoch end
     assert uploads == [0, 1]
     assert list_checkpoints() == ["exp/model/checkpoints/epoch=0-step=3"]
+
+
+def test_tensorboard_max_queue_and_flush_secs_reach_the_summary_writer(tmp_path):
+    spec = make_spec(tmp_path, "logger=[{TensorBoardLogger: {max_queue: 5, flush_secs: 7}}]")
+    assert spec.logger == [{"TensorBoardLogger": {"max_queue": 5, "flush_secs": 7}}]
+    from declarative.loggers import TensorBoardLogger
+
+    logger = TensorBoardLogger(str(tmp_path), max_queue=5, flush_secs=7)
+    writer = logger.experiment  # TensorBoard's own SummaryWriter, which queues and flushes the events
+    assert (writer.max_queue, writer.flush_secs) == (5, 7)
+    logger.finalize("success")

@@ -25,6 +25,7 @@ from declarative.assembly.record import checkpoint_extras
 from declarative.assembly.tasks import build_loss, resolve_task
 from declarative.errors import Location, Problem, SpecError
 from declarative.spec.config import Component, Spec
+from declarative.training.errors import EngineError
 from declarative.training.metrics import METRICS, StageMetrics, duplicate_metrics, metric_log_name
 from declarative.training.seed import seed_everything
 from declarative.training.trainer import Trainer
@@ -95,10 +96,13 @@ def assemble(spec: Spec, *, console: Console, callbacks: Sequence[Any] = (), cal
     trainer = Trainer(spec.trainer.settings(), strategy=strategy, precision=plugins.precision, metrics=metrics,
                       callbacks=callbacks, console=console, hparams=spec.to_dict(),
                       checkpoint_extras=checkpoint_extras(spec))
-    model = trainer.setup_module(model)
-    loss_fn = plugins.precision.convert_module(build_loss(spec).to(device))
     module_paths = {f"layers.{node.name}": node.component.path for _, node in plan.walk()}
     locator = Locator(spec, list(callback_paths), module_paths)
+    try:
+        model = trainer.setup_module(model)
+    except EngineError as exc:  # what the strategy cannot do with this model on these devices (sync_batchnorm)
+        raise locator.error(exc) from None
+    loss_fn = plugins.precision.convert_module(build_loss(spec).to(device))
     return Assembly(spec, plugins, trainer, model, loss_fn, data, locator, plan)
 
 

@@ -14,8 +14,11 @@ from torch import nn
 
 from declarative.training.accelerators.base import Accelerator
 from declarative.training.environments import ClusterEnvironment
+from declarative.training.errors import MisconfigurationError
 
 __all__ = ["Strategy"]
+
+SYNC_BATCHNORM_DEVICES = ("cuda", "xpu", "hpu")  # the devices torch's SyncBatchNorm can sync on
 
 
 class Strategy:
@@ -71,6 +74,21 @@ class Strategy:
     def setup_module(self, module: nn.Module) -> nn.Module:
         """The module on the device, wrapped as the strategy trains it; build the optimizer from what this returns."""
         return module.to(self.root_device)
+
+    def convert_sync_batchnorm(self, module: nn.Module) -> nn.Module:
+        """With `sync_batchnorm`, every BatchNorm as a SyncBatchNorm (for the strategies of several processes).
+
+        torch's SyncBatchNorm syncs only accelerator tensors: on the CPU it would fail at the first training
+        step, so that is a located error before anything runs."""
+        if not self.sync_batchnorm:
+            return module
+        has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+        if has_batchnorm and self.root_device.type not in SYNC_BATCHNORM_DEVICES:
+            raise MisconfigurationError(f"sync_batchnorm needs GPUs: torch's SyncBatchNorm syncs only "
+                                        f"{'/'.join(SYNC_BATCHNORM_DEVICES)} tensors, and this run trains on "
+                                        f"{self.root_device.type} — leave it out (each process then keeps its own "
+                                        "BatchNorm statistics)", ("trainer", "sync_batchnorm"))
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
 
     def unwrap(self, module: nn.Module) -> nn.Module:
         """The user's module inside whatever wrapper `setup_module` added."""

@@ -89,8 +89,7 @@ class DDPStrategy(ParallelStrategy):
             self.ddp_kwargs["broadcast_buffers"] = False
 
     def setup_module(self, module: nn.Module) -> nn.Module:
-        if self.sync_batchnorm:
-            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        module = self.convert_sync_batchnorm(module)
         module = module.to(self.root_device)
         device_ids = [self.root_device.index] if self.root_device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, **self.ddp_kwargs)

@@ -46,8 +46,7 @@ class FSDPStrategy(ParallelStrategy):
 
     def setup_module(self, module: nn.Module) -> nn.Module:
         fully_shard, MixedPrecisionPolicy, CPUOffloadPolicy = _fsdp()
-        if self.sync_batchnorm:
-            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        module = self.convert_sync_batchnorm(module)
         module = module.to(self.root_device)
         kwargs: dict[str, Any] = {"reshard_after_forward": self.reshard_after_forward}
         if self.mixed_precision is not None:
