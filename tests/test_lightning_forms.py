@@ -4,7 +4,7 @@ list, `{class_path, init_args}` — read as dtrain's own form, with errors still
 from __future__ import annotations
 
 import json
-from importlib import resources
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -13,6 +13,11 @@ import yaml
 from declarative.errors import SpecError
 from trainer_specs import BASE, make_spec, quiet, results
 from declarative.run import fit_spec
+
+def committed_schema() -> dict:
+    """schemas/spec.schema.json, what an editor reads through a spec's `$schema` line."""
+    return json.loads((Path(__file__).resolve().parents[1] / "schemas" / "spec.schema.json").read_text())
+
 
 LIGHTNING_CLI = BASE + """\
   logger:
@@ -65,7 +70,7 @@ def test_callbacks_in_both_places_is_an_error_naming_the_trainer_one(tmp_path):
 
 
 def test_the_committed_schema_takes_the_lightning_forms_and_checks_their_arguments():
-    schema = json.loads(resources.files("declarative").joinpath("../schemas/spec.schema.json").read_text())
+    schema = committed_schema()
     validator = jsonschema.Draft202012Validator(schema)
     spec = yaml.safe_load(LIGHTNING_CLI)
     assert not list(validator.iter_errors(spec))  # an editor with the $schema line shows no problem
@@ -94,7 +99,7 @@ def test_lightning_cli_optimizer_scheduler_and_seed_read_as_dtrains(tmp_path):
     assert spec.scheduler.scheduler.name == "ReduceLROnPlateau" and spec.scheduler.monitor == "val/accuracy"
     assert spec.scheduler.scheduler.kwargs == {"mode": "max", "patience": 0}
     assert spec.seed == 7
-    schema = json.loads(resources.files("declarative").joinpath("../schemas/spec.schema.json").read_text())
+    schema = committed_schema()
     assert not list(jsonschema.Draft202012Validator(schema).iter_errors(yaml.safe_load(CLI_SECTIONS.replace(
         "monitor: val/accuracy, ", ""))))
 
